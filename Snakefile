@@ -1,0 +1,23 @@
+# From public detection and face datasets to a trained GAN for one category.
+# Data flows one way: sources -> boxes -> crops -> shards -> train -> evaluate.
+# Run the offline demo:  snakemake --cores 2 results/demo/samples.png
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/coco.smk"
+include: "workflow/rules/pending_sources.smk"
+include: "workflow/rules/boxes.smk"
+include: "workflow/rules/crops.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/demo/samples.png",

@@ -1,0 +1,104 @@
+"""Stage settings as dataclasses, built from the config that Snakemake validated.
+
+The workflow validates config/config.yaml against config/schema.yaml once (defaults come from the
+schema) and hands each rule the slice it depends on as `params`. This module turns those plain
+dicts into typed settings; an unknown key is an error here too, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    seed: int = 7
+    num_images: int = 360
+    categories: tuple[str, ...] = ("disc", "square", "triangle")
+    min_side: int = 192
+    max_side: int = 640
+    max_objects: int = 4
+    jpeg_quality: int = 92
+
+
+@dataclass(frozen=True)
+class CocoSettings:
+    annotations_url: str = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
+    annotations_sha256: str | None = None
+    image_base_url: str = "http://images.cocodataset.org"
+    splits: tuple[str, ...] = ("train2017", "val2017")
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    margin: float = 0.1
+    square: str = "pad"
+    pad_mode: str = "reflect"
+    min_box_side: float = 32
+    max_upscale: float = 4.0
+    skip_crowd: bool = True
+    jpeg_draft: bool = True
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    holdout_fraction: float = 0.1
+    shard_size: int = 8192
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 20000
+    batch_size: int = 64
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    hflip: bool = True
+    checkpoint_every: int = 1000
+    sample_every: int = 1000
+    log_every: int = 50
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    num_samples: int = 2048
+    grid_size: int = 8
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What every stage of one experiment may need, besides its own settings."""
+
+    name: str
+    image_size: int
+    seed: int = 0
+    categories: tuple[str, ...] = field(default_factory=tuple)
+
+
+def from_dict(cls: type[T], values: dict[str, Any] | None) -> T:
+    """Build settings `cls` from a dict; unknown keys raise, lists become tuples."""
+    values = dict(values or {})
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**values)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able values (settings dicts, dataclasses, strings)."""
+    norm = [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts]
+    text = json.dumps(norm, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

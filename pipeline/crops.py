@@ -1,0 +1,251 @@
+"""Crop every box of the boxes table: margin, square, resize, reject with a reason.
+
+Each source image is decoded once, however many boxes it holds, and JPEGs are decoded at reduced
+scale (libjpeg's DCT scaling through Pillow's `draft`) when the crops need fewer pixels. Images are
+spread over worker processes. Crops go to `crops/{crop_id}.png`; accepted boxes to the crops table,
+rejected ones to the rejects table with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline.config import CropSettings
+from pipeline.io import atomic_dir, write_parquet
+
+log = logging.getLogger(__name__)
+
+REASONS = {
+    "degenerate_box": "box has no area after clipping to the image",
+    "crowd": "source marks the box as a crowd / group of objects",
+    "small_box": "shorter box side below min_box_side",
+    "upscale": "crop would be enlarged more than max_upscale",
+    "missing_image": "image file not found",
+    "unreadable_image": "image file could not be decoded",
+    "size_mismatch": "decoded image size differs from the size in the boxes table",
+}
+CROP_COLUMNS = [
+    "crop_id",
+    "box_id",
+    "source",
+    "image_id",
+    "category",
+    "split",
+    "path",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    "crop_x0",
+    "crop_y0",
+    "crop_side",
+    "scale",
+]
+REJECT_COLUMNS = ["box_id", "source", "image_id", "category", "reason", "detail"]
+
+
+@dataclass(frozen=True)
+class Region:
+    """The square to cut, in source-image pixels (may extend past the border)."""
+
+    x0: float
+    y0: float
+    side: float
+
+
+def crop_id(box_id: str) -> str:
+    """A file-name-safe id for a box id like `coco:123:456` -> `coco_123_456`."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", box_id)
+
+
+def square_region(x0: float, y0: float, x1: float, y1: float, s: CropSettings) -> Region:
+    """The box grown by the margin on each side, then made square around its centre."""
+    w, h = x1 - x0, y1 - y0
+    w, h = w * (1 + 2 * s.margin), h * (1 + 2 * s.margin)
+    side = max(w, h) if s.square == "pad" else min(w, h)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return Region(cx - side / 2, cy - side / 2, side)
+
+
+def precheck(box: dict, s: CropSettings, image_size: int) -> tuple[str, str] | None:
+    """Reasons a box is rejected before any decoding, or None."""
+    w, h = box["x1"] - box["x0"], box["y1"] - box["y0"]
+    if w <= 0 or h <= 0:
+        return "degenerate_box", f"{w:.1f}x{h:.1f}"
+    if s.skip_crowd and (box.get("is_crowd") is True or box.get("is_group") is True):
+        return "crowd", ""
+    if min(w, h) < s.min_box_side:
+        return "small_box", f"{min(w, h):.1f} < {s.min_box_side}"
+    side = square_region(box["x0"], box["y0"], box["x1"], box["y1"], s).side
+    if image_size / side > s.max_upscale:
+        return "upscale", f"x{image_size / side:.2f} > {s.max_upscale}"
+    return None
+
+
+def open_reduced(path: Path, width: int, height: int, scale: float, draft: bool) -> Image.Image:
+    """Decode an image, at reduced scale for JPEG when `scale` < 1 allows it; RGB."""
+    image = Image.open(path)
+    if draft and image.format == "JPEG" and scale < 0.5:
+        image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+    return image.convert("RGB")
+
+
+def cut(
+    pixels: np.ndarray, region: Region, fx: float, fy: float, size: int, pad_mode: str
+) -> Image.Image:
+    """Cut `region` (source pixels) out of `pixels` (decoded at scale fx, fy), pad, resize."""
+    height, width = pixels.shape[:2]
+    x0, y0 = math.floor(region.x0 * fx), math.floor(region.y0 * fy)
+    side = max(round(region.side * fx), 1)
+    x1, y1 = x0 + side, y0 + side
+    inner = pixels[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
+    pad = ((max(-y0, 0), max(y1 - height, 0)), (max(-x0, 0), max(x1 - width, 0)), (0, 0))
+    if any(pad[0] + pad[1]):
+        inner = np.pad(inner, pad, mode=pad_mode)
+    return Image.fromarray(np.ascontiguousarray(inner)).resize((size, size), Image.LANCZOS)
+
+
+def crop_image(
+    task: tuple[str, list[dict], CropSettings, int, str],
+) -> tuple[list[dict], list[dict]]:
+    """Worker: decode one image once and cut all its boxes. Returns (crops, rejects)."""
+    path, boxes, s, size, out_dir = task
+    first = boxes[0]
+    width, height = int(first["image_width"]), int(first["image_height"])
+    regions = [square_region(b["x0"], b["y0"], b["x1"], b["y1"], s) for b in boxes]
+    scale = max(size / r.side for r in regions)
+    try:
+        image = open_reduced(Path(path), width, height, scale, s.jpeg_draft)
+    except FileNotFoundError:
+        return [], [_reject(b, "missing_image", path) for b in boxes]
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        return [], [_reject(b, "unreadable_image", f"{path}: {err}") for b in boxes]
+    fx, fy = image.width / width, image.height / height
+    if abs(fx - fy) > 0.02 or not (0 < fx <= 1.0001 and 0 < fy <= 1.0001):
+        detail = (
+            f"{path}: decoded {image.width}x{image.height} at draft, table says {width}x{height}"
+        )
+        return [], [_reject(b, "size_mismatch", detail) for b in boxes]
+    pixels = np.asarray(image)
+    crops = []
+    for box, region in zip(boxes, regions, strict=True):
+        cid = crop_id(box["box_id"])
+        rel = f"crops/{cid}.png"
+        cut(pixels, region, fx, fy, size, s.pad_mode).save(
+            Path(out_dir) / f"{cid}.png", compress_level=6
+        )
+        crops.append(
+            {
+                "crop_id": cid,
+                "box_id": box["box_id"],
+                "source": box["source"],
+                "image_id": box["image_id"],
+                "category": box["category"],
+                "split": box["split"],
+                "path": rel,
+                "x0": box["x0"],
+                "y0": box["y0"],
+                "x1": box["x1"],
+                "y1": box["y1"],
+                "crop_x0": region.x0,
+                "crop_y0": region.y0,
+                "crop_side": region.side,
+                "scale": size / region.side,
+            }
+        )
+    return crops, []
+
+
+def _reject(box: dict, reason: str, detail: str) -> dict:
+    keys = ("box_id", "source", "image_id", "category")
+    return {**{k: box[k] for k in keys}, "reason": reason, "detail": detail}
+
+
+def plan(
+    boxes: pd.DataFrame, s: CropSettings, size: int
+) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Group the boxes that pass the prechecks by image; reject the others."""
+    by_image: dict[str, list[dict]] = {}
+    rejects = []
+    for box in boxes.to_dict("records"):
+        reason = precheck(box, s, size)
+        if reason:
+            rejects.append(_reject(box, *reason))
+        else:
+            by_image.setdefault(box["image_path"], []).append(box)
+    return by_image, rejects
+
+
+def extract_crops(
+    boxes_path: Path,
+    crops_dir: Path,
+    crops_table: Path,
+    rejects_table: Path,
+    settings: CropSettings,
+    image_size: int,
+    workers: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The crop stage: boxes table in; crop PNGs, crops table and rejects table out."""
+    boxes = pd.read_parquet(boxes_path)
+    ids = boxes["box_id"].map(crop_id)
+    if ids.duplicated().any():
+        raise ValueError(
+            f"{boxes_path}: box ids collide as file names: {ids[ids.duplicated()].iloc[0]}"
+        )
+    by_image, rejects = plan(boxes, settings, image_size)
+    crops: list[dict] = []
+    with atomic_dir(crops_dir) as tmp:
+        tasks = [
+            (path, group, settings, image_size, str(tmp))
+            for path, group in sorted(by_image.items())
+        ]
+        for got, lost in _run(tasks, workers):
+            crops.extend(got)
+            rejects.extend(lost)
+        crop_frame = pd.DataFrame(crops, columns=CROP_COLUMNS).sort_values(
+            "crop_id", ignore_index=True
+        )
+        reject_frame = pd.DataFrame(rejects, columns=REJECT_COLUMNS).sort_values(
+            "box_id", ignore_index=True
+        )
+        write_parquet(crop_frame, crops_table)
+        write_parquet(reject_frame, rejects_table)
+    _summarise(len(boxes), crop_frame, reject_frame, settings, image_size)
+    return crop_frame, reject_frame
+
+
+def _run(tasks: list, workers: int):
+    bar = tqdm(total=sum(len(t[1]) for t in tasks), desc="crops", unit="box")
+    if workers <= 1:
+        results = map(crop_image, tasks)
+    else:
+        pool = ProcessPoolExecutor(workers)
+        results = pool.map(
+            crop_image, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8) or 1))
+        )
+    try:
+        for got, lost in results:
+            bar.update(len(got) + len(lost))
+            yield got, lost
+    finally:
+        bar.close()
+        if workers > 1:
+            pool.shutdown()
+
+
+def _summarise(
+    total: int, crops: pd.DataFrame, rejects: pd.DataFrame, s: CropSettings, size: int
+) -> None:
+    log.info("crops: %d of %d boxes accepted at %d px (%s)", len(crops), total, size, asdict(s))
+    for reason, count in rejects["reason"].value_counts().items():
+        log.info("  rejected %-16s %6d  (%s)", reason, count, REASONS.get(reason, ""))

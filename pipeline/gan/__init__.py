@@ -1,0 +1,1 @@
+"""The GAN: models, training loop, sampling."""

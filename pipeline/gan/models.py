@@ -1,0 +1,101 @@
+"""DCGAN (Radford et al. 2016) for 32, 64 and 128 px, in the spirit of pytorch/examples.
+
+The generator maps a latent (nz, 1, 1) to a 4x4 map, then doubles the resolution with strided
+transposed convolutions until `image_size`, halving the width each time; the discriminator mirrors
+it. A checkpoint stores the constructor arguments (`config`), so sampling needs no training config.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    image_size: int = 64
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    channels: int = 3
+
+    @property
+    def n_up(self) -> int:
+        """Number of resolution doublings from 4x4 to image_size."""
+        n = math.log2(self.image_size) - 2
+        if self.image_size < 16 or n != int(n):
+            raise ValueError(f"image_size must be a power of two >= 16, got {self.image_size}")
+        return int(n)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        width = cfg.ngf * 2 ** (cfg.n_up - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.nz, width, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
+        for _ in range(cfg.n_up - 1):
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(z.shape[0], self.cfg.nz, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """Returns one logit per image."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        width = cfg.ndf
+        layers: list[nn.Module] = [
+            nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for _ in range(cfg.n_up - 1):
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        layers += [nn.Conv2d(width, 1, 4, 1, 0, bias=False)]
+        self.main = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten()
+
+
+def load_generator(path, device: str | torch.device = "cpu") -> Generator:
+    """A generator from a checkpoint or final model file, in eval mode."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    generator = Generator(ModelConfig(**state["model_config"])).to(device)
+    generator.load_state_dict(state["generator"])
+    return generator.eval()

@@ -1,0 +1,223 @@
+"""Train a DCGAN on the shards: non-saturating BCE loss, Adam, checkpoints, resume.
+
+Checkpoints (models, optimisers, RNG and sampler states, step) are written atomically every
+`checkpoint_every` steps to `{work_dir}/checkpoint.pt`. A rerun with the same data and settings
+continues from there; changing anything but the step counts starts again from step 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.config import TrainSettings, fingerprint
+from pipeline.gan.models import Discriminator, Generator, ModelConfig
+from pipeline.io import atomic_path
+from pipeline.report import save_grid, to_uint8
+from pipeline.shards import BatchSampler, load_split, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def run_fingerprint(s: TrainSettings, manifest: dict, seed: int) -> str:
+    """What a checkpoint must share with this run to be resumed (step counts excluded)."""
+    same = replace(s, steps=0, checkpoint_every=0, sample_every=0, log_every=0, device="")
+    data = {k: manifest[k] for k in ("settings_hash", "files")}
+    return fingerprint(same, data, seed)
+
+
+class Trainer:
+    """The models, optimisers and data of one run, and one training step."""
+
+    def __init__(self, s: TrainSettings, images: torch.Tensor, image_size: int, seed: int, device):
+        torch.manual_seed(seed)
+        self.s, self.device = s, device
+        self.model_config = ModelConfig(image_size=image_size, nz=s.nz, ngf=s.ngf, ndf=s.ndf)
+        self.G = Generator(self.model_config).to(device)
+        self.D = Discriminator(self.model_config).to(device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=(s.beta1, s.beta2))
+        self.sampler = BatchSampler(images.to(device), s.batch_size, seed, s.hflip)
+        self.fixed_z = torch.randn(64, s.nz, generator=torch.Generator().manual_seed(seed + 1)).to(
+            device
+        )
+        self.step = 0
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        real = self.sampler()
+        z = torch.randn(real.shape[0], self.s.nz, device=self.device)
+        fake = self.G(z)
+        logits_real, logits_fake = self.D(real), self.D(fake.detach())
+        loss_d = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
+        loss_d = loss_d + F.binary_cross_entropy_with_logits(
+            logits_fake, torch.zeros_like(logits_fake)
+        )
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        logits_gen = self.D(fake)
+        loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        return {
+            "loss_d": loss_d.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": torch.sigmoid(logits_real.detach()).mean(),
+            "d_fake": torch.sigmoid(logits_fake.detach()).mean(),
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "model_config": self.model_config.to_dict(),
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    @torch.no_grad()
+    def samples(self) -> torch.Tensor:
+        self.G.eval()
+        images = self.G(self.fixed_z)
+        self.G.train()
+        return to_uint8(images)
+
+
+def save_checkpoint(trainer: Trainer, path: Path, run_id: str) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({**trainer.state_dict(), "fingerprint": run_id}, tmp)
+
+
+def try_resume(trainer: Trainer, path: Path, run_id: str) -> bool:
+    """Load `path` into the trainer if it belongs to this run; say why not otherwise."""
+    if not path.exists():
+        return False
+    try:
+        state = torch.load(path, map_location=trainer.device, weights_only=False)
+    except Exception as err:  # a damaged checkpoint must not stop a fresh start
+        log.warning("checkpoint %s unreadable (%s): starting from step 0", path, err)
+        return False
+    if state.get("fingerprint") != run_id:
+        log.warning("checkpoint %s is of other data or settings: starting from step 0", path)
+        return False
+    trainer.load_state_dict(state)
+    log.info("resumed from %s at step %d", path, trainer.step)
+    return True
+
+
+def _keep_stats_until(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from."""
+    if not path.exists():
+        return
+    lines = [
+        ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step
+    ]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(ln + "\n" for ln in lines))
+
+
+def train(
+    shards_dir: Path,
+    model_path: Path,
+    stats_path: Path,
+    work_dir: Path,
+    s: TrainSettings,
+    image_size: int,
+    seed: int,
+    threads: int = 1,
+) -> Trainer:
+    """The train stage: shards in; final model, loss log, checkpoints and sample grids out."""
+    torch.set_num_threads(max(1, threads))
+    device = select_device(s.device)
+    manifest = read_manifest(shards_dir)
+    if manifest["image_size"] != image_size:
+        raise ValueError(
+            f"{shards_dir}: shards are {manifest['image_size']} px, run wants {image_size}"
+        )
+    images = load_split(shards_dir, "train")
+    log.info("training on %d crops of %d px on %s: %s", len(images), image_size, device, asdict(s))
+    trainer = Trainer(s, images, image_size, seed, device)
+    run_id = run_fingerprint(s, manifest, seed)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint, running_stats = work_dir / "checkpoint.pt", work_dir / "stats.jsonl"
+    if not try_resume(trainer, checkpoint, run_id):
+        running_stats.unlink(missing_ok=True)
+    _keep_stats_until(running_stats, trainer.step)
+    _loop(trainer, s, work_dir, running_stats, checkpoint, run_id)
+    with atomic_path(model_path) as tmp:
+        state = trainer.state_dict()
+        keep = ("step", "model_config", "generator", "discriminator")
+        torch.save({**{k: state[k] for k in keep}, "fingerprint": run_id, "seed": seed}, tmp)
+    with atomic_path(stats_path) as tmp:
+        tmp.write_text(running_stats.read_text() if running_stats.exists() else "")
+    return trainer
+
+
+def _loop(
+    trainer: Trainer, s: TrainSettings, work_dir: Path, stats: Path, checkpoint: Path, run_id: str
+):
+    bar = tqdm(total=s.steps, initial=trainer.step, desc="train", unit="step")
+    window: dict[str, torch.Tensor] = {}
+    count, started = 0, time.perf_counter()
+    with open(stats, "a") as log_file:
+        while trainer.step < s.steps:
+            for key, value in trainer.train_step().items():
+                window[key] = window.get(key, 0) + value
+            count += 1
+            bar.update(1)
+            step = trainer.step
+            if step % s.log_every == 0 or step == s.steps:
+                elapsed = time.perf_counter() - started
+                line = {k: round(float(v) / count, 5) for k, v in window.items()}
+                line.update(step=step, images_per_s=round(count * s.batch_size / elapsed, 1))
+                log_file.write(json.dumps(line, sort_keys=True) + "\n")
+                log_file.flush()
+                bar.set_postfix(D=line["loss_d"], G=line["loss_g"], img_s=line["images_per_s"])
+                log.info(
+                    "step %d  loss_d %.4f  loss_g %.4f  D(x) %.3f  D(G(z)) %.3f  %.0f img/s",
+                    step,
+                    line["loss_d"],
+                    line["loss_g"],
+                    line["d_real"],
+                    line["d_fake"],
+                    line["images_per_s"],
+                )
+                window, count, started = {}, 0, time.perf_counter()
+            if step % s.sample_every == 0 or step == s.steps:
+                save_grid(trainer.samples(), work_dir / "samples" / f"step_{step:07d}.png", nrow=8)
+            if step % s.checkpoint_every == 0 or step == s.steps:
+                save_checkpoint(trainer, checkpoint, run_id)
+    bar.close()

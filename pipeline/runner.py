@@ -1,0 +1,247 @@
+"""The one entry point of every rule: `run_rule(snakemake)` from workflow/scripts/run.py.
+
+It looks up the stage function for the rule, sets up logging to the rule's log file, records the
+provenance of the result (resolved settings, the experiment's config, seed, versions, git commit)
+beside its first output, and turns the rule's params into typed settings.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline import boxes, crops, evaluate, shards
+from pipeline.config import (
+    CocoSettings,
+    CropSettings,
+    EvalSettings,
+    ShardSettings,
+    SyntheticSettings,
+    TrainSettings,
+    from_dict,
+)
+from pipeline.download import DownloadSettings
+from pipeline.gan import train
+from pipeline.io import write_json, write_parquet
+from pipeline.sources import coco, synthetic
+
+log = logging.getLogger("pipeline")
+PACKAGES = [
+    "torch",
+    "torchvision",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pillow",
+    "pycocotools",
+    "snakemake",
+    "requests",
+]
+
+
+def download_settings(config: dict) -> DownloadSettings:
+    return from_dict(DownloadSettings, config.get("download", {}))
+
+
+def _synthetic_dataset(smk) -> None:
+    settings = from_dict(SyntheticSettings, smk.params.settings)
+    synthetic.generate(settings, Path(smk.params.images_dir), Path(smk.output.annotations))
+
+
+def _synthetic_boxes(smk) -> None:
+    frame = coco.read_boxes(
+        Path(smk.input.annotations),
+        Path(smk.params.images_dir),
+        tuple(smk.params.categories),
+        "synthetic",
+        "train",
+    )
+    write_parquet(frame, smk.output.boxes)
+
+
+def _coco_annotations(smk) -> None:
+    settings = from_dict(CocoSettings, smk.params.settings)
+    outputs = dict(zip(settings.splits, map(Path, smk.output), strict=True))
+    coco.download_annotations(
+        settings, download_settings(smk.config), Path(smk.params.archive), outputs
+    )
+
+
+def _coco_boxes(smk) -> None:
+    settings = from_dict(CocoSettings, smk.params.settings)
+    instances = dict(zip(settings.splits, map(Path, smk.input), strict=True))
+    frame = coco.coco_boxes(
+        settings,
+        instances,
+        Path(smk.params.image_root),
+        tuple(smk.params.categories),
+        download_settings(smk.config),
+        Path(smk.output.failures),
+    )
+    write_parquet(frame, smk.output.boxes)
+
+
+def _pending_source(smk) -> None:
+    raise NotImplementedError(
+        f"source '{smk.wildcards.source}' is not implemented yet (issue 3: all five sources); "
+        "use the coco or synthetic sources meanwhile"
+    )
+
+
+def _boxes_merge(smk) -> None:
+    boxes.merge_boxes([Path(p) for p in smk.input], Path(smk.output.boxes))
+
+
+def _crops_extract(smk) -> None:
+    crops.extract_crops(
+        Path(smk.input.boxes),
+        Path(smk.output.crops_dir),
+        Path(smk.output.crops),
+        Path(smk.output.rejects),
+        from_dict(CropSettings, smk.params.crops),
+        smk.params.image_size,
+        workers=smk.threads,
+    )
+
+
+def _shards_write(smk) -> None:
+    shards.write_shards(
+        Path(smk.input.crops),
+        Path(smk.input.crops_dir).parent,
+        Path(smk.output.shards),
+        from_dict(ShardSettings, smk.params.shards),
+        smk.params.image_size,
+        smk.params.seed,
+    )
+
+
+def _train_gan(smk) -> None:
+    train.train(
+        Path(smk.input.shards),
+        Path(smk.output.model),
+        Path(smk.output.stats),
+        Path(smk.params.work_dir),
+        from_dict(TrainSettings, smk.params.train),
+        smk.params.image_size,
+        smk.params.seed,
+        smk.threads,
+    )
+
+
+def _evaluate_run(smk) -> None:
+    evaluate.evaluate(
+        Path(smk.input.model),
+        Path(smk.input.shards),
+        Path(smk.input.stats),
+        Path(smk.output.samples),
+        Path(smk.output.metrics),
+        Path(smk.output.losses),
+        from_dict(EvalSettings, smk.params.evaluate),
+        smk.params.seed,
+        smk.threads,
+    )
+
+
+STAGES: dict[str, Callable[[Any], None]] = {
+    "synthetic_dataset": _synthetic_dataset,
+    "synthetic_boxes": _synthetic_boxes,
+    "coco_annotations": _coco_annotations,
+    "coco_boxes": _coco_boxes,
+    "pending_source_boxes": _pending_source,
+    "boxes_merge": _boxes_merge,
+    "crops_extract": _crops_extract,
+    "shards_write": _shards_write,
+    "train_gan": _train_gan,
+    "evaluate_run": _evaluate_run,
+}
+
+
+def versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+        return (
+            out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(smk, started: float) -> dict:
+    exp = dict(smk.wildcards).get("exp")
+    return {
+        "rule": smk.rule,
+        "wildcards": dict(smk.wildcards),
+        "params": {k: v for k, v in smk.params.items()},
+        "experiment_config": smk.config.get("experiments", {}).get(exp) if exp else None,
+        "seed": smk.params.get("seed"),
+        "inputs": [str(p) for p in smk.input],
+        "outputs": [str(p) for p in smk.output],
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(time.time() - started, 2),
+    }
+
+
+def setup_logging(log_path: str | None) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    console.setFormatter(fmt)
+    root.addHandler(console)
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_path, mode="w")
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    logging.captureWarnings(True)
+
+
+def run_rule(smk) -> None:
+    """Run the stage of rule `smk.rule` with the job's inputs, outputs and params."""
+    setup_logging(smk.log[0] if len(smk.log) else None)
+    stage = STAGES.get(smk.rule)
+    if stage is None:
+        raise KeyError(f"no stage function for rule {smk.rule!r}; known: {sorted(STAGES)}")
+    started = time.time()
+    log.info("rule %s %s", smk.rule, dict(smk.wildcards))
+    try:
+        stage(smk)
+    except Exception:
+        log.exception("rule %s failed", smk.rule)
+        raise
+    record = Path(str(smk.output[0])).parent / f"{smk.rule}.provenance.json"
+    write_json(provenance(smk, started), record)
+    log.info("rule %s done in %.1f s", smk.rule, time.time() - started)

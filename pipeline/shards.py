@@ -1,0 +1,180 @@
+"""Training shards: accepted crops packed as uint8 NumPy arrays, and the loader that reads them.
+
+Layout of `shards/` (documented in the README):
+  train-00000.npy, ...     uint8 arrays of shape (n, size, size, 3), crops sorted by crop_id
+  holdout-00000.npy, ...   the crops kept out of training (for evaluation)
+  index.parquet            crop_id, split, shard, offset, source, category
+  manifest.json            counts, image size, shard files with SHA-256, seed, settings hash
+
+A crop goes to holdout when a seeded hash of its crop_id falls under holdout_fraction, so adding or
+removing crops never moves the others. The same crops and settings give byte-identical shards.
+A whole shard set loads with one read per file (np.load), and batches are sliced from one tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline.config import ShardSettings, fingerprint
+from pipeline.io import atomic_dir, file_digest, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "holdout")
+
+
+def holdout_mask(crop_ids: pd.Series, fraction: float, seed: int) -> np.ndarray:
+    """True for crops kept out of training: a seeded hash of each id, stable under edits."""
+
+    def unit(cid: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{cid}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    return np.array([unit(c) < fraction for c in crop_ids], dtype=bool)
+
+
+def _load_crop(path: Path, size: int) -> np.ndarray:
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    if pixels.shape != (size, size, 3):
+        raise ValueError(f"{path}: crop is {pixels.shape}, expected {(size, size, 3)}")
+    return pixels
+
+
+def write_shards(
+    crops_table: Path,
+    crops_root: Path,
+    out_dir: Path,
+    settings: ShardSettings,
+    image_size: int,
+    seed: int,
+) -> dict:
+    """Pack the crops of `crops_table` (paths relative to `crops_root`) into `out_dir`."""
+    crops = pd.read_parquet(crops_table).sort_values("crop_id", ignore_index=True)
+    crops["split"] = np.where(
+        holdout_mask(crops["crop_id"], settings.holdout_fraction, seed), "holdout", "train"
+    )
+    rows, files = [], {}
+    with atomic_dir(out_dir) as tmp:
+        for split in SPLITS:
+            part = crops[crops["split"] == split].reset_index(drop=True)
+            for start in range(0, len(part), settings.shard_size):
+                chunk = part.iloc[start : start + settings.shard_size]
+                name = f"{split}-{start // settings.shard_size:05d}.npy"
+                pixels = np.stack(
+                    [
+                        _load_crop(crops_root / p, image_size)
+                        for p in tqdm(chunk["path"], desc=name, unit="img")
+                    ]
+                )
+                np.save(tmp / name, pixels, allow_pickle=False)
+                files[name] = {"count": len(chunk), "sha256": file_digest(tmp / name, "sha256")}
+                rows += [
+                    {
+                        "crop_id": c,
+                        "split": split,
+                        "shard": name,
+                        "offset": i,
+                        "source": s,
+                        "category": k,
+                    }
+                    for i, (c, s, k) in enumerate(
+                        zip(chunk["crop_id"], chunk["source"], chunk["category"], strict=True)
+                    )
+                ]
+        write_parquet(
+            pd.DataFrame(
+                rows, columns=["crop_id", "split", "shard", "offset", "source", "category"]
+            ),
+            tmp / "index.parquet",
+        )
+        manifest = {
+            "image_size": image_size,
+            "seed": seed,
+            "counts": {s: int((crops["split"] == s).sum()) for s in SPLITS},
+            "files": files,
+            "settings": asdict(settings),
+            "settings_hash": fingerprint(settings, image_size, seed),
+            "crops_sha256": file_digest(crops_table, "sha256"),
+        }
+        write_json(manifest, tmp / "manifest.json")
+    log.info(
+        "shards: %s train, %s holdout crops of %d px -> %s",
+        manifest["counts"]["train"],
+        manifest["counts"]["holdout"],
+        image_size,
+        out_dir,
+    )
+    return manifest
+
+
+def read_manifest(shards_dir: Path) -> dict:
+    path = Path(shards_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the shard manifest: {err}") from err
+
+
+def load_split(shards_dir: Path, split: str = "train", verify: bool = False) -> torch.Tensor:
+    """All crops of one split as a uint8 tensor (n, 3, size, size), channels first."""
+    manifest = read_manifest(shards_dir)
+    size = manifest["image_size"]
+    arrays = []
+    for name, info in sorted(manifest["files"].items()):
+        if not name.startswith(f"{split}-"):
+            continue
+        path = Path(shards_dir) / name
+        if verify and file_digest(path, "sha256") != info["sha256"]:
+            raise ValueError(f"{path}: SHA-256 differs from manifest.json; rebuild the shards")
+        array = np.load(path, allow_pickle=False)
+        if (
+            array.shape[1:] != (size, size, 3)
+            or array.dtype != np.uint8
+            or len(array) != info["count"]
+        ):
+            raise ValueError(
+                f"{path}: shape {array.shape} {array.dtype} does not match manifest.json"
+            )
+        arrays.append(array)
+    if not arrays:
+        return torch.empty((0, 3, size, size), dtype=torch.uint8)
+    return torch.from_numpy(np.concatenate(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+class BatchSampler:
+    """Random batches from a uint8 image tensor as floats in [-1, 1], optional horizontal flip.
+
+    The data may live on the GPU; indices are drawn from a seeded generator whose state is
+    saved in checkpoints, so a resumed run sees the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, hflip: bool = True):
+        if len(images) == 0:
+            raise ValueError("no training images in the shards")
+        self.images, self.batch_size, self.hflip = images, batch_size, hflip
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self) -> torch.Tensor:
+        index = torch.randint(len(self.images), (self.batch_size,), generator=self.generator)
+        batch = self.images[index.to(self.images.device)]
+        if self.hflip:
+            flip = torch.rand(self.batch_size, generator=self.generator) < 0.5
+            flip = flip.to(batch.device)
+            batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
+        return batch.float().div_(127.5).sub_(1.0)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,1 @@
+"""One module per source; each turns its native files into rows of the boxes table."""

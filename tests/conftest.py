@@ -1,0 +1,119 @@
+"""Shared fixtures: the repository, a Snakemake runner, and one tiny end-to-end demo run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest_plugins = ["tests.conftest_http"]
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
+
+# The demo, shrunk so that the whole DAG runs in well under a minute on 2 cores.
+TINY_DEMO = {
+    "sources": {"synthetic": {"num_images": 90, "max_side": 400}},
+    "experiments": {
+        "demo": {
+            "crops": {"min_box_side": 16},
+            "train": {
+                "steps": 30,
+                "batch_size": 16,
+                "nz": 16,
+                "ngf": 8,
+                "ndf": 8,
+                "checkpoint_every": 10,
+                "sample_every": 15,
+                "log_every": 5,
+            },
+            "evaluate": {"num_samples": 64, "grid_size": 4},
+        }
+    },
+}
+
+
+def deep_update(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            deep_update(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+def write_config(workdir: Path, *overrides: dict) -> Path:
+    """The repository's config with `overrides` merged in, written to `workdir/config/config.yaml`."""
+    config = yaml.safe_load(CONFIG.read_text())
+    for extra in overrides:
+        config = deep_update(config, extra)
+    path = workdir / "config" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float = 600, **popen
+) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's workflow inside `workdir` (its config/config.yaml)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **popen)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> count from the 'Job stats' table that `snakemake -n` prints."""
+    table = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match[1] != "total":
+            jobs[match[1]] = int(match[2])
+    return jobs
+
+
+def dry_run(workdir: Path, *targets: str) -> dict[str, int]:
+    proc = snakemake(workdir, "-n", *targets)
+    return planned_jobs(proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """A workdir where the tiny demo has run end to end (shared by the workflow tests: read only)."""
+    workdir = tmp_path_factory.mktemp("demo")
+    write_config(workdir, TINY_DEMO)
+    snakemake(workdir, "--cores", "2", "results/demo/samples.png")
+    return workdir
+
+
+@pytest.fixture
+def demo_copy(demo_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the finished demo workdir (Snakemake metadata included)."""
+    target = tmp_path / "demo"
+    shutil.copytree(demo_run, target, symlinks=True)
+    return target

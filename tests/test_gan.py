@@ -1,0 +1,108 @@
+"""The DCGAN and its training loop on tiny shards."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import TrainSettings
+from pipeline.gan.models import Discriminator, Generator, ModelConfig, load_generator
+from pipeline.gan.train import train
+from pipeline.io import write_json
+
+TINY = TrainSettings(
+    steps=6, batch_size=8, nz=8, ngf=4, ndf=4, checkpoint_every=3, sample_every=3, log_every=1
+)
+
+
+def make_shards(root: Path, size: int = 32, count: int = 40) -> Path:
+    """A minimal shard folder: one train file of smooth random images, as write_shards lays it out."""
+    rng = np.random.default_rng(0)
+    images = (rng.random((count, size, size, 3)) * 255).astype(np.uint8)
+    root.mkdir(parents=True)
+    np.save(root / "train-00000.npy", images)
+    write_json(
+        {
+            "image_size": size,
+            "seed": 0,
+            "settings_hash": "test",
+            "counts": {"train": count, "holdout": 0},
+            "files": {"train-00000.npy": {"count": count, "sha256": "x"}},
+        },
+        root / "manifest.json",
+    )
+    return root
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_models_map_latents_to_images_and_images_to_logits(size):
+    cfg = ModelConfig(image_size=size, nz=16, ngf=4, ndf=4)
+    generator, discriminator = Generator(cfg), Discriminator(cfg)
+    images = generator(torch.randn(3, 16))
+    assert images.shape == (3, 3, size, size)
+    assert images.min() >= -1 and images.max() <= 1
+    assert discriminator(images).shape == (3,)
+
+
+def test_model_rejects_sizes_that_are_not_powers_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        Generator(ModelConfig(image_size=48))
+
+
+def run(tmp_path: Path, name: str, settings: TrainSettings, shards: Path):
+    out = tmp_path / name
+    trainer = train(
+        shards, out / "model.pt", out / "stats.jsonl", out / "ckpt", settings, 32, seed=3
+    )
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    return trainer, stats, out
+
+
+def test_same_seed_gives_same_first_losses_and_losses_are_finite(tmp_path):
+    shards = make_shards(tmp_path / "shards")
+    _, first, _ = run(tmp_path, "a", TINY, shards)
+    _, second, _ = run(tmp_path, "b", TINY, shards)
+    assert [s["step"] for s in first] == [1, 2, 3, 4, 5, 6]
+    assert [(s["loss_d"], s["loss_g"]) for s in first] == [
+        (s["loss_d"], s["loss_g"]) for s in second
+    ]
+    assert all(np.isfinite(s["loss_d"]) and np.isfinite(s["loss_g"]) for s in first)
+    _, other_seed, _ = run(tmp_path, "c", replace(TINY, lr_d=1e-3), shards)
+    assert [s["loss_g"] for s in other_seed][1:] != [s["loss_g"] for s in first][1:]
+
+
+def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
+    shards = make_shards(tmp_path / "shards")
+    whole, _, _ = run(tmp_path, "whole", TINY, shards)
+    run(tmp_path, "split", replace(TINY, steps=3), shards)  # stops after its checkpoint at step 3
+    resumed, stats, out = run(tmp_path, "split", TINY, shards)  # same folder: resumes at 3
+    assert [s["step"] for s in stats] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(whole.G.state_dict().values(), resumed.G.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    generator = load_generator(out / "model.pt")
+    assert generator.cfg.nz == TINY.nz
+    assert sorted(p.name for p in (out / "ckpt" / "samples").iterdir()) == [
+        "step_0000003.png",
+        "step_0000006.png",
+    ]
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    shards = make_shards(tmp_path / "shards")
+    run(tmp_path, "run", replace(TINY, steps=3), shards)
+    trainer, stats, _ = run(tmp_path, "run", replace(TINY, lr_g=1e-3), shards)
+    assert trainer.step == 6 and [s["step"] for s in stats] == [1, 2, 3, 4, 5, 6]
+    fresh, _, _ = run(tmp_path, "fresh", replace(TINY, lr_g=1e-3), shards)
+    for a, b in zip(fresh.G.state_dict().values(), trainer.G.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_training_refuses_shards_of_another_size(tmp_path):
+    shards = make_shards(tmp_path / "shards", size=64)
+    with pytest.raises(ValueError, match="64 px"):
+        train(shards, tmp_path / "m.pt", tmp_path / "s.jsonl", tmp_path / "w", TINY, 32, seed=0)

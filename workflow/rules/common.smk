@@ -1,0 +1,30 @@
+# Config validation (once, defaults from the schema) and the helpers rules use to read it.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+validate(config, "../../config/schema.yaml")
+
+EXPERIMENTS = sorted(config["experiments"])
+DOWNLOADS = config["downloads_dir"]
+RUN_SCRIPT = "../scripts/run.py"
+ENV = "../../environment.yml"
+
+
+wildcard_constraints:
+    exp="|".join(EXPERIMENTS),
+    source="[a-z_]+",
+
+
+def experiment(wildcards):
+    return config["experiments"][wildcards.exp]
+
+
+def exp_setting(key):
+    """A param function: the experiment's value for `key` (a whole settings block or a scalar)."""
+    return lambda wildcards: experiment(wildcards)[key]
+
+
+def source_config(name):
+    return config["sources"][name]

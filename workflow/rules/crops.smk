@@ -1,0 +1,24 @@
+# Crop every box: margin, square, resize; rejected boxes are listed with their reason.
+
+
+rule crops_extract:
+    input:
+        boxes=rules.boxes_merge.output.boxes,
+    output:
+        crops_dir=directory("results/{exp}/crops"),
+        crops="results/{exp}/crops.parquet",
+        rejects="results/{exp}/rejects.parquet",
+    log:
+        "logs/crops_extract/{exp}.log",
+    benchmark:
+        "benchmarks/crops_extract/{exp}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    params:
+        crops=exp_setting("crops"),
+        image_size=exp_setting("image_size"),
+    script:
+        RUN_SCRIPT

@@ -1,0 +1,26 @@
+# Train the DCGAN. Checkpoints live in results/{exp}/train/checkpoints (not an output, so they
+# survive an interrupted job); a rerun resumes from the last one.
+
+
+rule train_gan:
+    input:
+        shards=rules.shards_write.output.shards,
+    output:
+        model="results/{exp}/train/model.pt",
+        stats="results/{exp}/train/stats.jsonl",
+    log:
+        "logs/train_gan/{exp}.log",
+    benchmark:
+        "benchmarks/train_gan/{exp}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+    params:
+        train=exp_setting("train"),
+        image_size=exp_setting("image_size"),
+        seed=exp_setting("seed"),
+        work_dir="results/{exp}/train/checkpoints",
+    script:
+        RUN_SCRIPT
