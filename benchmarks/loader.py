@@ -30,7 +30,7 @@ class PngFiles(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        pixels = np.asarray(Image.open(self.paths[i]).convert("RGB"))
+        pixels = np.array(Image.open(self.paths[i]).convert("RGB"))
         return torch.from_numpy(pixels).permute(2, 0, 1).float().div(127.5).sub(1)
 
 

@@ -19,7 +19,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class SyntheticSettings:
     seed: int = 7
-    num_images: int = 360
+    num_images: int = 1000
     categories: tuple[str, ...] = ("disc", "square", "triangle")
     min_side: int = 192
     max_side: int = 640

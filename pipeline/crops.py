@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
+from pipeline.progress import progress
 
 from pipeline.config import CropSettings
 from pipeline.io import atomic_dir, write_parquet
@@ -225,7 +225,7 @@ def extract_crops(
 
 
 def _run(tasks: list, workers: int):
-    bar = tqdm(total=sum(len(t[1]) for t in tasks), desc="crops", unit="box")
+    bar = progress(total=sum(len(t[1]) for t in tasks), desc="crops", unit="box")
     if workers <= 1:
         results = map(crop_image, tasks)
     else:

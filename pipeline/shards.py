@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from tqdm import tqdm
+from pipeline.progress import progress
 
 from pipeline.config import ShardSettings, fingerprint
 from pipeline.io import atomic_dir, file_digest, write_json, write_parquet
@@ -73,7 +73,7 @@ def write_shards(
                 pixels = np.stack(
                     [
                         _load_crop(crops_root / p, image_size)
-                        for p in tqdm(chunk["path"], desc=name, unit="img")
+                        for p in progress(chunk["path"], desc=name, unit="img")
                     ]
                 )
                 np.save(tmp / name, pixels, allow_pickle=False)
@@ -168,9 +168,8 @@ class BatchSampler:
         index = torch.randint(len(self.images), (self.batch_size,), generator=self.generator)
         batch = self.images[index.to(self.images.device)]
         if self.hflip:
-            flip = torch.rand(self.batch_size, generator=self.generator) < 0.5
-            flip = flip.to(batch.device)
-            batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
+            flip = (torch.rand(self.batch_size, generator=self.generator) < 0.5).to(batch.device)
+            batch[flip] = batch[flip].flip(3)  # `batch` is a copy: the data stays untouched
         return batch.float().div_(127.5).sub_(1.0)
 
     def state_dict(self) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from pipeline.progress import progress
 
 from pipeline.config import TrainSettings, fingerprint
 from pipeline.gan.models import Discriminator, Generator, ModelConfig
@@ -189,7 +189,7 @@ def train(
 def _loop(
     trainer: Trainer, s: TrainSettings, work_dir: Path, stats: Path, checkpoint: Path, run_id: str
 ):
-    bar = tqdm(total=s.steps, initial=trainer.step, desc="train", unit="step")
+    bar = progress(total=s.steps, initial=trainer.step, desc="train", unit="step")
     window: dict[str, torch.Tensor] = {}
     count, started = 0, time.perf_counter()
     with open(stats, "a") as log_file:

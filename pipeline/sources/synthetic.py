@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from tqdm import tqdm
+from pipeline.progress import progress
 
 from pipeline.config import SyntheticSettings
 from pipeline.io import write_bytes, write_json
@@ -126,7 +126,7 @@ def generate(settings: SyntheticSettings, images_dir: Path, annotations: Path) -
         )
     rng = np.random.default_rng(settings.seed)
     images, anns = [], []
-    for index in tqdm(range(settings.num_images), desc="synthetic images", unit="img"):
+    for index in progress(range(settings.num_images), desc="synthetic images", unit="img"):
         width, height = _image_size(rng, settings)
         image, shapes = render_image(rng, width, height, settings.categories, settings.max_objects)
         file_name = f"{index:06d}.jpg"
