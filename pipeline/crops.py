@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from pipeline.progress import progress
 
 from pipeline.config import CropSettings
 from pipeline.io import atomic_dir, write_parquet
+from pipeline.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from pipeline.progress import progress
 
 from pipeline.config import ShardSettings, fingerprint
 from pipeline.io import atomic_dir, file_digest, write_json, write_parquet
+from pipeline.progress import progress
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "holdout")

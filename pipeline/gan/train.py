@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pipeline.progress import progress
 
 from pipeline.config import TrainSettings, fingerprint
 from pipeline.gan.models import Discriminator, Generator, ModelConfig
 from pipeline.io import atomic_path
+from pipeline.progress import progress
 from pipeline.report import save_grid, to_uint8
 from pipeline.shards import BatchSampler, load_split, read_manifest
 

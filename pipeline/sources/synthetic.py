@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from pipeline.progress import progress
 
 from pipeline.config import SyntheticSettings
 from pipeline.io import write_bytes, write_json
+from pipeline.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,9 @@ def _place(
         inside = rng.random() < 0.85
         lo = side / 2 if inside else side * 0.2
         cx, cy = rng.uniform(lo, width - lo), rng.uniform(lo, height - lo)
-        apart = all(abs(cx - x) > (side + s) / 2 or abs(cy - y) > (side + s) / 2 for x, y, s in taken)
+        apart = all(
+            abs(cx - x) > (side + s) / 2 or abs(cy - y) > (side + s) / 2 for x, y, s in taken
+        )
         if apart or rng.random() < 0.1:
             break
     return cx, cy, side
