@@ -174,20 +174,17 @@ def download_annotations(
     settings: CocoSettings, download: DownloadSettings, archive: Path, outputs: dict[str, Path]
 ) -> None:
     """Fetch (or reuse) the annotations zip, then extract `instances_{split}.json` per split."""
-    job = DownloadJob(settings.annotations_url, archive, sha256=settings.annotations_sha256)
-    result = fetch(job, download)
+    result = fetch(
+        DownloadJob(settings.annotations_url, archive, sha256=settings.annotations_sha256), download
+    )
     if not result.ok:
-        raise RuntimeError(f"COCO annotations: {settings.annotations_url}: {result.reason}")
-    members = {f"annotations/instances_{split}.json": path for split, path in outputs.items()}
-    extracted = safe_extract(archive, archive.parent / "extracted", members=list(members))
-    by_name = {p.as_posix(): p for p in extracted}
-    for member, path in members.items():
-        source = next((p for name, p in by_name.items() if name.endswith(member)), None)
-        if source is None:
-            raise CocoFormatError(f"{archive}: has no member {member}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if source.resolve() != path.resolve():
-            source.replace(path)
+        raise RuntimeError(f"COCO annotations {settings.annotations_url}: {result.reason}")
+    for split, path in outputs.items():
+        member = f"annotations/instances_{split}.json"
+        (extracted,) = safe_extract(archive, archive.parent, [member])
+        if extracted.resolve() != Path(path).resolve():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            extracted.replace(path)
 
 
 def fetch_images(boxes: pd.DataFrame, download: DownloadSettings, failures: Path) -> pd.DataFrame:

@@ -10,6 +10,8 @@ EXPERIMENTS = sorted(config["experiments"])
 DOWNLOADS = config["downloads_dir"]
 RUN_SCRIPT = "../scripts/run.py"
 ENV = "../../environment.yml"
+# Per-job threads; Snakemake caps them at --cores.
+MAX_THREADS = 8
 
 
 wildcard_constraints:

@@ -14,7 +14,7 @@ rule crops_extract:
         "benchmarks/crops_extract/{exp}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MAX_THREADS
     resources:
         mem_mb=4000,
     params:

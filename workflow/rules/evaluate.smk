@@ -16,7 +16,7 @@ rule evaluate_run:
         "benchmarks/evaluate_run/{exp}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MAX_THREADS
     resources:
         mem_mb=4000,
     params:

@@ -14,7 +14,7 @@ rule train_gan:
         "benchmarks/train_gan/{exp}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MAX_THREADS
     resources:
         mem_mb=8000,
     params:

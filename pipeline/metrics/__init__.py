@@ -1,0 +1,1 @@
+"""Metrics of generated images against real ones."""
