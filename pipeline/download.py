@@ -23,7 +23,7 @@ from pipeline.io import atomic_path, file_digest
 from pipeline.progress import progress
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # small enough that a dropped transfer keeps most of its bytes
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
