@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -66,11 +67,11 @@ def validate_boxes(frame: pd.DataFrame, origin: str) -> None:
     dup = frame["box_id"][frame["box_id"].duplicated()]
     if len(dup):
         raise ValueError(f"{origin}: duplicate box_id {dup.iloc[0]!r}")
-    coords = frame[["x0", "y0", "x1", "y1"]]
-    bad = coords.isna().any(axis=1) | ~coords.map(lambda v: abs(v) < float("inf")).all(axis=1)
+    coords = frame[["x0", "y0", "x1", "y1"]].to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(coords).all(axis=1)
     if bad.any():
         raise ValueError(
-            f"{origin}: box {frame['box_id'][bad].iloc[0]!r} has non-finite coordinates"
+            f"{origin}: box {frame['box_id'].iloc[int(np.argmax(bad))]!r} has non-finite coordinates"
         )
 
 

@@ -171,18 +171,22 @@ def _reject(box: dict, reason: str, detail: str) -> dict:
     return {**{k: box[k] for k in keys}, "reason": reason, "detail": detail}
 
 
+ImageKey = tuple[str, int, int]  # path, and the width and height the table gives it
+
+
 def plan(
     boxes: pd.DataFrame, s: CropSettings, size: int
-) -> tuple[dict[str, list[dict]], list[dict]]:
+) -> tuple[dict[ImageKey, list[dict]], list[dict]]:
     """Group the boxes that pass the prechecks by image; reject the others."""
-    by_image: dict[str, list[dict]] = {}
+    by_image: dict[ImageKey, list[dict]] = {}
     rejects = []
     for box in boxes.to_dict("records"):
         reason = precheck(box, s, size)
         if reason:
             rejects.append(_reject(box, *reason))
         else:
-            by_image.setdefault(box["image_path"], []).append(box)
+            key = (box["image_path"], int(box["image_width"]), int(box["image_height"]))
+            by_image.setdefault(key, []).append(box)
     return by_image, rejects
 
 
@@ -207,7 +211,7 @@ def extract_crops(
     with atomic_dir(crops_dir) as tmp:
         tasks = [
             (path, group, settings, image_size, str(tmp))
-            for path, group in sorted(by_image.items())
+            for (path, _, _), group in sorted(by_image.items())
         ]
         for got, lost in _run(tasks, workers):
             crops.extend(got)

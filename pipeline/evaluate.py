@@ -80,7 +80,11 @@ def evaluate(
         "swd_real_floor_levels": swd_floor,
     }
     write_json(metrics, metrics_json)
-    plot_losses(read_stats(stats_path), losses_png, title=f"{model_path} ({metrics['step']} steps)")
+    plot_losses(
+        read_stats(stats_path),
+        losses_png,
+        title=f"{model_path.parent.parent.name}: {metrics['step']} steps",
+    )
     log.info(
         "SWD x1e3: generated %.2f, real-vs-real floor %.2f (%d images)",
         metrics["swd"],
