@@ -34,10 +34,11 @@ def make_crops(root: Path, count: int = 40) -> Path:
     return root / "crops.parquet"
 
 
-def build(
-    root: Path, table: Path, settings=ShardSettings(holdout_fraction=0.25, shard_size=16), seed=0
-):
-    return write_shards(table, table.parent, root, settings, SIZE, seed)
+SETTINGS = ShardSettings(holdout_fraction=0.25, shard_size=16)
+
+
+def build(root: Path, table: Path, seed: int = 0):
+    return write_shards(table, table.parent, root, SETTINGS, SIZE, seed)
 
 
 def test_manifest_counts_and_index_point_at_the_right_pixels(tmp_path):
