@@ -63,14 +63,13 @@ def evaluate(
     threads: int = 1,
 ) -> dict:
     torch.set_num_threads(max(1, threads))
-    generator = load_generator(model_path)
+    generator, state = load_generator(model_path)
     grid = generate(generator, s.grid_size**2, seed)
     save_grid(grid, samples_png, nrow=s.grid_size)
     held_out, train = real_sets(shards_dir, s.num_samples, seed)
     fake = generate(generator, len(held_out), seed + 1)
     swd_fake = sliced_wasserstein(held_out, fake)
     swd_floor = sliced_wasserstein(held_out, train)
-    state = torch.load(model_path, map_location="cpu", weights_only=True)
     metrics = {
         "step": int(state["step"]),
         "num_images": len(held_out),

@@ -84,8 +84,8 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
     assert [s["step"] for s in stats] == [1, 2, 3, 4, 5, 6]
     for a, b in zip(whole.G.state_dict().values(), resumed.G.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    generator = load_generator(out / "model.pt")
-    assert generator.cfg.nz == TINY.nz
+    generator, state = load_generator(out / "model.pt")
+    assert generator.cfg.nz == TINY.nz and state["step"] == 6
     assert sorted(p.name for p in (out / "ckpt" / "samples").iterdir()) == [
         "step_0000003.png",
         "step_0000006.png",

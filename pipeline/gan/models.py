@@ -93,9 +93,9 @@ class Discriminator(nn.Module):
         return self.main(x).flatten()
 
 
-def load_generator(path, device: str | torch.device = "cpu") -> Generator:
-    """A generator from a checkpoint or final model file, in eval mode."""
+def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
+    """A generator from a checkpoint or final model file, in eval mode, and the file's state."""
     state = torch.load(path, map_location=device, weights_only=True)
     generator = Generator(ModelConfig(**state["model_config"])).to(device)
     generator.load_state_dict(state["generator"])
-    return generator.eval()
+    return generator.eval(), state
