@@ -1,5 +1,9 @@
 """The boxes table: one row per box, the same columns from every source.
 
+Coordinates are pixels of the image file as stored (what a decoder returns, no EXIF turn); where
+a source says the stored image must be turned to stand upright, `rotation` holds the degrees
+(counter-clockwise) and the crop stage turns each crop.
+
 Every source module produces rows of this table (see `empty_boxes` / `validate_boxes`); the crop
 stage reads only this table and never needs to know which source a row came from.
 """
@@ -39,6 +43,8 @@ SCHEMA = pa.schema(
         ("is_occluded", pa.bool_()),
         ("is_depiction", pa.bool_()),
         ("split", pa.string()),
+        # degrees counter-clockwise (0, 90, 180, 270) that turn the crop upright (OpenImages)
+        ("rotation", pa.int16()),
     ]
 )
 COLUMNS = SCHEMA.names

@@ -115,6 +115,20 @@ def cut(
     return Image.fromarray(np.ascontiguousarray(inner)).resize((size, size), Image.LANCZOS)
 
 
+TURNS = {
+    90: Image.Transpose.ROTATE_90,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_270,
+}
+
+
+def upright(crop: Image.Image, rotation) -> Image.Image:
+    """Turn a crop counter-clockwise by `rotation` degrees (a multiple of 90; None or 0: as is)."""
+    if rotation is None or pd.isna(rotation) or int(rotation) % 360 == 0:
+        return crop
+    return crop.transpose(TURNS[int(rotation) % 360])
+
+
 def crop_image(
     task: tuple[str, list[dict], CropSettings, int, str],
 ) -> tuple[list[dict], list[dict]]:
@@ -141,7 +155,7 @@ def crop_image(
     for box, region in zip(boxes, regions, strict=True):
         cid = crop_id(box["box_id"])
         rel = f"crops/{cid}.png"
-        cut(pixels, region, fx, fy, size, s.pad_mode).save(
+        upright(cut(pixels, region, fx, fy, size, s.pad_mode), box.get("rotation")).save(
             Path(out_dir) / f"{cid}.png", compress_level=6
         )
         crops.append(

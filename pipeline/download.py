@@ -80,6 +80,11 @@ def _slot(host: str, limit: int) -> threading.BoundedSemaphore:
         return _host_slots[key]
 
 
+def hosts_of(*urls: str) -> tuple[str, ...]:
+    """The host names of `urls`: what a source may contact, given the URLs in its config."""
+    return tuple(sorted({urlsplit(u).hostname for u in urls if urlsplit(u).hostname}))
+
+
 def _refusal(url: str, s: DownloadSettings) -> str:
     parts = urlsplit(url)
     if parts.scheme not in s.allowed_schemes:

@@ -45,10 +45,31 @@ def real_sets(shards_dir: Path, count: int, seed: int) -> tuple[torch.Tensor, to
         train = train[torch.randperm(len(train), generator=rng)]
         holdout, train = train[: len(train) // 2], train[len(train) // 2 :]
     n = min(count, len(holdout), len(train))
-    if n < MIN_REAL:
-        raise ValueError(f"{shards_dir}: {n} real crops are too few to evaluate (need {MIN_REAL})")
     pick = torch.randperm(len(holdout), generator=rng)[:n]
     return holdout[pick], train[torch.randperm(len(train), generator=rng)[:n]]
+
+
+def swd_metrics(generator, shards_dir: Path, count: int, seed: int) -> dict:
+    held_out, train = real_sets(shards_dir, count, seed)
+    if len(held_out) < MIN_REAL:
+        note = f"{len(held_out)} real crops per set are too few for SWD (need {MIN_REAL}): not computed"
+        log.warning(note)
+        return {"num_images": len(held_out), "swd": None, "swd_real_floor": None, "note": note}
+    fake = generate(generator, len(held_out), seed + 1)
+    swd_fake, swd_floor = sliced_wasserstein(held_out, fake), sliced_wasserstein(held_out, train)
+    log.info(
+        "SWD x1e3: generated %.2f, real-vs-real floor %.2f (%d images)",
+        swd_fake["swd_mean"],
+        swd_floor["swd_mean"],
+        len(held_out),
+    )
+    return {
+        "num_images": len(held_out),
+        "swd": swd_fake["swd_mean"],
+        "swd_real_floor": swd_floor["swd_mean"],
+        "swd_levels": swd_fake,
+        "swd_real_floor_levels": swd_floor,
+    }
 
 
 def evaluate(
@@ -66,28 +87,14 @@ def evaluate(
     generator, state = load_generator(model_path)
     grid = generate(generator, s.grid_size**2, seed)
     save_grid(grid, samples_png, nrow=s.grid_size)
-    held_out, train = real_sets(shards_dir, s.num_samples, seed)
-    fake = generate(generator, len(held_out), seed + 1)
-    swd_fake = sliced_wasserstein(held_out, fake)
-    swd_floor = sliced_wasserstein(held_out, train)
     metrics = {
         "step": int(state["step"]),
-        "num_images": len(held_out),
-        "swd": swd_fake["swd_mean"],
-        "swd_real_floor": swd_floor["swd_mean"],
-        "swd_levels": swd_fake,
-        "swd_real_floor_levels": swd_floor,
+        **swd_metrics(generator, shards_dir, s.num_samples, seed),
     }
     write_json(metrics, metrics_json)
     plot_losses(
         read_stats(stats_path),
         losses_png,
         title=f"{model_path.parent.parent.name}: {metrics['step']} steps",
-    )
-    log.info(
-        "SWD x1e3: generated %.2f, real-vs-real floor %.2f (%d images)",
-        metrics["swd"],
-        metrics["swd_real_floor"],
-        len(held_out),
     )
     return metrics

@@ -30,7 +30,7 @@ from pipeline.config import (
 from pipeline.download import DownloadSettings
 from pipeline.gan import train
 from pipeline.io import write_json, write_parquet
-from pipeline.sources import coco, synthetic
+from pipeline.sources import celeba, coco, ffhq, openimages, synthetic, visual_genome
 
 log = logging.getLogger("pipeline")
 PACKAGES = [
@@ -88,11 +88,72 @@ def _coco_boxes(smk) -> None:
     write_parquet(frame, smk.output.boxes)
 
 
-def _pending_source(smk) -> None:
-    raise NotImplementedError(
-        f"source '{smk.wildcards.source}' is not implemented yet (issue 3: all five sources); "
-        "use the coco or synthetic sources meanwhile"
+def _visual_genome_metadata(smk) -> None:
+    settings = from_dict(visual_genome.VisualGenomeSettings, smk.params.settings)
+    visual_genome.download_metadata(
+        settings,
+        download_settings(smk.config),
+        Path(smk.output.image_data),
+        Path(smk.output.objects),
     )
+
+
+def _visual_genome_boxes(smk) -> None:
+    settings = from_dict(visual_genome.VisualGenomeSettings, smk.params.settings)
+    frame = visual_genome.visual_genome_boxes(
+        settings,
+        Path(smk.input.image_data),
+        Path(smk.input.objects),
+        Path(smk.params.image_root),
+        tuple(smk.params.categories),
+        smk.params.drop_coco_images,
+        download_settings(smk.config),
+        Path(smk.output.failures),
+    )
+    write_parquet(frame, smk.output.boxes)
+
+
+def _openimages_files(settings, paths) -> dict[str, Path]:
+    return dict(zip(openimages.metadata_relpaths(settings), map(Path, paths), strict=True))
+
+
+def _openimages_metadata(smk) -> None:
+    settings = from_dict(openimages.OpenImagesSettings, smk.params.settings)
+    openimages.download_metadata(
+        settings, download_settings(smk.config), _openimages_files(settings, smk.output)
+    )
+
+
+def _openimages_boxes(smk) -> None:
+    settings = from_dict(openimages.OpenImagesSettings, smk.params.settings)
+    frame = openimages.openimages_boxes(
+        settings,
+        _openimages_files(settings, smk.input),
+        Path(smk.params.image_root),
+        tuple(smk.params.categories),
+        download_settings(smk.config),
+        Path(smk.output.failures),
+    )
+    write_parquet(frame, smk.output.boxes)
+
+
+def _celeba_boxes(smk) -> None:
+    settings = from_dict(celeba.CelebASettings, smk.params.settings)
+    frame = celeba.celeba_boxes(
+        settings,
+        download_settings(smk.config),
+        Path(smk.params.folder),
+        Path(smk.params.image_root),
+    )
+    write_parquet(frame, smk.output.boxes)
+
+
+def _ffhq_boxes(smk) -> None:
+    settings = from_dict(ffhq.FFHQSettings, smk.params.settings)
+    frame = ffhq.ffhq_boxes(
+        settings, download_settings(smk.config), Path(smk.params.folder), Path(smk.output.failures)
+    )
+    write_parquet(frame, smk.output.boxes)
 
 
 def _boxes_merge(smk) -> None:
@@ -154,7 +215,12 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "synthetic_boxes": _synthetic_boxes,
     "coco_annotations": _coco_annotations,
     "coco_boxes": _coco_boxes,
-    "pending_source_boxes": _pending_source,
+    "visual_genome_metadata": _visual_genome_metadata,
+    "visual_genome_boxes": _visual_genome_boxes,
+    "openimages_metadata": _openimages_metadata,
+    "openimages_boxes": _openimages_boxes,
+    "celeba_boxes": _celeba_boxes,
+    "ffhq_boxes": _ffhq_boxes,
     "boxes_merge": _boxes_merge,
     "crops_extract": _crops_extract,
     "shards_write": _shards_write,

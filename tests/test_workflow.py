@@ -29,10 +29,18 @@ DATA_STAGES = {
 DOWNSTREAM_OF_CROPS = {"crops_extract", "shards_write", "train_gan", "evaluate_run"}
 EXPECTED_PLANS = {
     "demo": DATA_STAGES | {"train_gan", "evaluate_run"},
-    "giraffe128": {"coco_annotations", "coco_boxes", "pending_source_boxes", "boxes_merge"}
+    "giraffe128": {
+        "coco_annotations",
+        "coco_boxes",
+        "visual_genome_metadata",
+        "visual_genome_boxes",
+        "openimages_metadata",
+        "openimages_boxes",
+        "boxes_merge",
+    }
     | DOWNSTREAM_OF_CROPS,
-    "celeba64": {"pending_source_boxes", "boxes_merge"} | DOWNSTREAM_OF_CROPS,
-    "ffhq128": {"pending_source_boxes", "boxes_merge"} | DOWNSTREAM_OF_CROPS,
+    "celeba64": {"celeba_boxes", "boxes_merge"} | DOWNSTREAM_OF_CROPS,
+    "ffhq128": {"ffhq_boxes", "boxes_merge"} | DOWNSTREAM_OF_CROPS,
 }
 
 
@@ -41,10 +49,7 @@ def test_dry_run_plans_every_declared_experiment(tmp_path, exp):
     write_config(tmp_path)
     jobs = dry_run(tmp_path, f"results/{exp}/samples.png")
     assert set(jobs) == EXPECTED_PLANS[exp]
-    sources = yaml.safe_load(CONFIG.read_text())["experiments"][exp]["sources"]
-    pending = [s for s in sources if s not in ("coco", "synthetic")]
-    assert jobs.get("pending_source_boxes", 0) == len(pending)
-    assert all(count == 1 for rule, count in jobs.items() if rule != "pending_source_boxes")
+    assert all(count == 1 for count in jobs.values())
 
 
 def test_bad_config_key_stops_with_its_name(tmp_path):
@@ -59,16 +64,6 @@ def test_bad_config_value_stops_with_its_name(tmp_path):
     proc = snakemake(tmp_path, "-n", "results/demo/samples.png", check=False)
     assert proc.returncode != 0
     assert "48" in proc.stdout + proc.stderr and "image_size" in proc.stdout + proc.stderr
-
-
-def test_pending_source_fails_clearly(tmp_path):
-    write_config(tmp_path)
-    proc = snakemake(
-        tmp_path, "--cores", "1", "results/celeba64/sources/celeba.parquet", check=False
-    )
-    assert proc.returncode != 0
-    assert "not implemented yet" in proc.stdout + proc.stderr
-    assert not (tmp_path / "results/celeba64/sources/celeba.parquet").exists()
 
 
 def test_demo_end_to_end(demo_run):

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from pycocotools.coco import COCO
 from pipeline.archive import safe_extract, safe_join
 from pipeline.boxes import normalise
 from pipeline.config import CocoSettings
-from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
 
 log = logging.getLogger(__name__)
 
@@ -227,4 +228,6 @@ def coco_boxes(
         for split in settings.splits
     ]
     boxes = normalise(pd.concat(parts, ignore_index=True))
-    return fetch_images(boxes, download, failures)
+    return fetch_images(
+        boxes, replace(download, allowed_hosts=hosts_of(settings.image_base_url)), failures
+    )

@@ -1,5 +1,10 @@
 # Config validation (once, defaults from the schema) and the helpers rules use to read it.
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
+
+from pipeline.config import from_dict
+from pipeline.sources.openimages import OpenImagesSettings, metadata_files
 
 min_version("9.0")
 
@@ -30,3 +35,10 @@ def exp_setting(key):
 
 def source_config(name):
     return config["sources"][name]
+
+
+def openimages_metadata_files():
+    settings = from_dict(OpenImagesSettings, source_config("openimages"))
+    return list(
+        metadata_files(settings, Path(DOWNLOADS) / "openimages" / "metadata").values()
+    )

@@ -1,0 +1,117 @@
+"""FFHQ: the metadata JSON, then each 128 px thumbnail (or 1024 px image) verified by its MD5.
+
+Each image is one face, aligned and cropped by the dataset: its box is the whole image. The first
+60,000 are the training split, the last 10,000 validation. `local_dir` points at a folder that
+already holds the JSON and the images by their `file_path`; nothing is downloaded then.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import ijson
+import pandas as pd
+
+from pipeline.archive import safe_join
+from pipeline.boxes import normalise
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
+
+log = logging.getLogger(__name__)
+TRAIN_IMAGES = 60_000
+
+
+@dataclass(frozen=True)
+class FFHQSettings:
+    metadata_url: str = (
+        "https://drive.google.com/uc?export=download&id=16N0RV4fHI6joBuKbQAoG34V_cQk7vxSA"
+    )
+    metadata_md5: str | None = "425ae20f06a4da1d4dc0f46d40ba5fd6"
+    local_dir: str | None = None
+    resolution: str = "thumbnail"
+    allowed_hosts: tuple[str, ...] = ("drive.google.com", "drive.usercontent.google.com")
+    max_images: int | None = None
+
+
+class FFHQFormatError(ValueError):
+    """A metadata record that breaks the format; the message names the file and record."""
+
+
+def fetch_metadata(s: FFHQSettings, download: DownloadSettings, folder: Path) -> Path:
+    dest = (Path(s.local_dir) if s.local_dir else folder) / "ffhq-dataset-v2.json"
+    result = fetch(
+        DownloadJob(s.metadata_url, dest, md5=s.metadata_md5),
+        replace(download, allowed_hosts=hosts_of(s.metadata_url)),
+    )
+    if not result.ok:
+        raise RuntimeError(
+            f"FFHQ metadata {s.metadata_url}: {result.reason}. Drive quotas are common: set local_dir."
+        )
+    return dest
+
+
+def read_entries(path: Path, s: FFHQSettings, root: Path) -> list[dict]:
+    """One record per image (index, url, local path, md5, size, pixel size), streaming the JSON."""
+    entries = []
+    with open(path, "rb") as handle:
+        try:
+            for key, entry in ijson.kvitems(handle, "", use_float=True):
+                if s.max_images and len(entries) >= s.max_images:
+                    break
+                try:
+                    info = entry[s.resolution]
+                    index = int(key)
+                    width, height = info["pixel_size"]
+                    entries.append(
+                        {
+                            "index": index,
+                            "url": info["file_url"],
+                            "md5": info["file_md5"],
+                            "size": int(info["file_size"]),
+                            "width": int(width),
+                            "height": int(height),
+                            "path": str(safe_join(root, info["file_path"])),
+                        }
+                    )
+                except (KeyError, TypeError, ValueError) as err:
+                    raise FFHQFormatError(
+                        f"{path}: record {key!r}: {type(err).__name__}: {err}"
+                    ) from err
+        except ijson.JSONError as err:
+            raise FFHQFormatError(f"{path}: not valid JSON: {err}") from err
+    return entries
+
+
+def ffhq_boxes(
+    s: FFHQSettings, download: DownloadSettings, folder: Path, failures: Path
+) -> pd.DataFrame:
+    metadata = fetch_metadata(s, download, folder)
+    root = Path(s.local_dir) if s.local_dir else folder
+    entries = read_entries(metadata, s, root)
+    jobs = [DownloadJob(e["url"], Path(e["path"]), md5=e["md5"], size=e["size"]) for e in entries]
+    results = fetch_all(
+        jobs, replace(download, allowed_hosts=s.allowed_hosts), failures, desc="FFHQ images"
+    )
+    ok = {str(r.job.dest) for r in results if r.ok}
+    rows = [
+        {
+            "box_id": f"ffhq:{e['index']:05d}",
+            "source": "ffhq",
+            "image_id": f"{e['index']:05d}",
+            "image_path": e["path"],
+            "image_url": e["url"],
+            "image_width": e["width"],
+            "image_height": e["height"],
+            "category": "face",
+            "x0": 0.0,
+            "y0": 0.0,
+            "x1": float(e["width"]),
+            "y1": float(e["height"]),
+            "split": "train" if e["index"] < TRAIN_IMAGES else "validation",
+        }
+        for e in entries
+        if e["path"] in ok
+    ]
+    log.info("FFHQ: %d faces of %d listed", len(rows), len(entries))
+    return normalise(rows)

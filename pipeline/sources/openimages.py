@@ -1,0 +1,262 @@
+"""OpenImages V7 boxes: class name -> label id, box CSVs streamed in chunks, only needed images.
+
+The train box CSV is gigabytes: it is read in chunks of `chunk_rows`, only the columns needed, and
+only the rows of the wanted labels are kept, so memory stays flat as the file grows. Coordinates
+are normalised (note the column order XMin, XMax, YMin, YMax) and become pixels once the image is
+here and its size known. `Rotation` (degrees counter-clockwise that turn the stored image and its
+boxes upright) is carried as the table's `rotation`, which the crop stage applies to each crop.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from pipeline.archive import safe_join
+from pipeline.boxes import normalise
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
+
+log = logging.getLogger(__name__)
+BOX_COLUMNS = [
+    "ImageID",
+    "LabelName",
+    "XMin",
+    "XMax",
+    "YMin",
+    "YMax",
+    "IsOccluded",
+    "IsTruncated",
+    "IsGroupOf",
+    "IsDepiction",
+]
+FLAGS = {
+    "IsOccluded": "is_occluded",
+    "IsTruncated": "is_truncated",
+    "IsGroupOf": "is_group",
+    "IsDepiction": "is_depiction",
+}
+
+
+@dataclass(frozen=True)
+class OpenImagesSettings:
+    base_url: str = "https://storage.googleapis.com/openimages"
+    classes_file: str = "v7/oidv7-class-descriptions-boxable.csv"
+    boxes_files: dict = field(default_factory=dict)
+    images_files: dict = field(default_factory=dict)
+    splits: tuple[str, ...] = ("train", "validation", "test")
+    image_base_url: str = "https://open-images-dataset.s3.amazonaws.com"
+    chunk_rows: int = 1_000_000
+
+
+class OpenImagesFormatError(ValueError):
+    """An OpenImages file that breaks the format; the message names the file and record."""
+
+
+def metadata_relpaths(s: OpenImagesSettings) -> dict[str, str]:
+    """Path of each metadata file under base_url, keyed 'classes', 'boxes_{split}', 'images_{split}'."""
+    files = {"classes": s.classes_file}
+    for split in s.splits:
+        files[f"boxes_{split}"] = s.boxes_files[split]
+        files[f"images_{split}"] = s.images_files[split]
+    return files
+
+
+def metadata_files(s: OpenImagesSettings, folder: Path) -> dict[str, Path]:
+    """Local path of each metadata file, same keys as `metadata_relpaths`."""
+    return {key: safe_join(folder, rel) for key, rel in metadata_relpaths(s).items()}
+
+
+def download_metadata(
+    s: OpenImagesSettings, download: DownloadSettings, paths: dict[str, Path]
+) -> None:
+    download = replace(download, allowed_hosts=hosts_of(s.base_url))
+    for key, rel in metadata_relpaths(s).items():
+        result = fetch(DownloadJob(f"{s.base_url.rstrip('/')}/{rel}", paths[key]), download)
+        if not result.ok:
+            raise RuntimeError(f"OpenImages {result.job.url}: {result.reason}")
+
+
+def label_ids(path: Path, categories: tuple[str, ...]) -> dict[str, str]:
+    """Label id (e.g. /m/03bk1) -> category, from the class descriptions (with or without header)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        names = {}
+        for i, row in enumerate(csv.reader(handle)):
+            if i == 0 and row[:2] == ["LabelName", "DisplayName"]:
+                continue
+            if len(row) < 2:
+                raise OpenImagesFormatError(
+                    f"{path}: line {i + 1}: expected LabelName,DisplayName, got {row}"
+                )
+            names.setdefault(row[1].strip().lower(), []).append(row[0].strip())
+    found, missing = {}, []
+    for category in categories:
+        ids = names.get(category.lower())
+        if ids:
+            found.update({label: category for label in ids})
+        else:
+            missing.append(category)
+    if missing:
+        raise OpenImagesFormatError(
+            f"{path}: no class named {missing} (among {sum(map(len, names.values()))} classes)"
+        )
+    return found
+
+
+def _check_header(path: Path, required: list[str]) -> None:
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise OpenImagesFormatError(f"{path}: header lacks columns {missing}; it has {header}")
+
+
+def stream_boxes(path: Path, labels: dict[str, str], chunk_rows: int) -> pd.DataFrame:
+    """The rows of `path` whose LabelName is wanted, read chunk by chunk."""
+    _check_header(path, BOX_COLUMNS)
+    dtypes = {"ImageID": str, "LabelName": str, **{c: "float64" for c in BOX_COLUMNS[2:]}}
+    kept = []
+    reader = pd.read_csv(path, usecols=BOX_COLUMNS, dtype=dtypes, chunksize=chunk_rows)
+    try:
+        for number, chunk in enumerate(reader):
+            chunk = chunk[chunk["LabelName"].isin(labels.keys())]
+            chunk.index += number * chunk_rows + 2  # the CSV line of each row
+            kept.append(chunk)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise OpenImagesFormatError(f"{path}: cannot parse: {err}") from err
+    frame = pd.concat(kept) if kept else pd.DataFrame(columns=BOX_COLUMNS)
+    _check_boxes(frame, path)
+    return frame
+
+
+def _check_boxes(frame: pd.DataFrame, path: Path) -> None:
+    x0, x1, y0, y1 = (frame[c].to_numpy() for c in ("XMin", "XMax", "YMin", "YMax"))
+    bad = ~(np.isfinite(x0) & np.isfinite(x1) & np.isfinite(y0) & np.isfinite(y1))
+    bad |= (x0 < -0.01) | (y0 < -0.01) | (x1 > 1.01) | (y1 > 1.01) | (x0 > x1) | (y0 > y1)
+    if bad.any():
+        line = frame.index[np.argmax(bad)]
+        row = frame.iloc[int(np.argmax(bad))]
+        raise OpenImagesFormatError(
+            f"{path}: line {line} (ImageID {row['ImageID']}): box must be normalised with "
+            f"XMin <= XMax and YMin <= YMax in [0, 1], got {row[['XMin', 'XMax', 'YMin', 'YMax']].tolist()}"
+        )
+
+
+def stream_rotations(path: Path, image_ids: set[str], chunk_rows: int) -> dict[str, int]:
+    """ImageID -> Rotation (0 where missing) for the wanted images."""
+    _check_header(path, ["ImageID", "Rotation"])
+    found: dict[str, int] = {}
+    for chunk in pd.read_csv(
+        path, usecols=["ImageID", "Rotation"], dtype={"ImageID": str}, chunksize=chunk_rows
+    ):
+        chunk = chunk[chunk["ImageID"].isin(image_ids)]
+        for image_id, rotation in zip(chunk["ImageID"], chunk["Rotation"].fillna(0), strict=True):
+            if rotation not in (0, 90, 180, 270):
+                raise OpenImagesFormatError(
+                    f"{path}: ImageID {image_id}: Rotation {rotation} is not 0, 90, 180 or 270"
+                )
+            found[image_id] = int(rotation)
+    return found
+
+
+def select(
+    s: OpenImagesSettings, files: dict[str, Path], categories: tuple[str, ...], image_root: Path
+) -> pd.DataFrame:
+    """The wanted boxes of every split, still normalised, with rotation and image path/URL."""
+    labels = label_ids(files["classes"], categories)
+    parts = []
+    for split in s.splits:
+        boxes = stream_boxes(files[f"boxes_{split}"], labels, s.chunk_rows)
+        rotations = stream_rotations(files[f"images_{split}"], set(boxes["ImageID"]), s.chunk_rows)
+        boxes = boxes.assign(
+            split=split,
+            category=boxes["LabelName"].map(labels),
+            rotation=boxes["ImageID"].map(rotations).fillna(0).astype(int),
+            image_path=[str(safe_join(image_root, f"{split}/{i}.jpg")) for i in boxes["ImageID"]],
+            image_url=[f"{s.image_base_url.rstrip('/')}/{split}/{i}.jpg" for i in boxes["ImageID"]],
+            line=boxes.index,
+        )
+        log.info(
+            "OpenImages %s: %d boxes of %s in %d images",
+            split,
+            len(boxes),
+            list(categories),
+            boxes["ImageID"].nunique(),
+        )
+        parts.append(boxes.reset_index(drop=True))
+    return pd.concat(parts, ignore_index=True)
+
+
+def to_pixels(selected: pd.DataFrame, sizes: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Rows of the boxes table, for the images whose size is known."""
+    rows = []
+    for row in selected.itertuples(index=False):
+        if row.image_path not in sizes:
+            continue
+        width, height = sizes[row.image_path]
+        rows.append(
+            {
+                "box_id": f"openimages:{row.ImageID}:{row.split}:{row.line}",
+                "source": "openimages",
+                "image_id": row.ImageID,
+                "image_path": row.image_path,
+                "image_url": row.image_url,
+                "image_width": width,
+                "image_height": height,
+                "category": row.category,
+                "x0": row.XMin * width,
+                "x1": row.XMax * width,
+                "y0": row.YMin * height,
+                "y1": row.YMax * height,
+                "split": row.split,
+                "rotation": row.rotation,
+                **{
+                    flag: bool(getattr(row, col) == 1) if getattr(row, col) in (0, 1) else None
+                    for col, flag in FLAGS.items()
+                },
+            }
+        )
+    return normalise(rows)
+
+
+def image_sizes(paths: list[str]) -> tuple[dict[str, tuple[int, int]], list[tuple[str, str]]]:
+    """Width and height from each image's header; unreadable ones listed with the reason."""
+    sizes, bad = {}, []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                sizes[path] = image.size
+        except (OSError, ValueError) as err:
+            bad.append((path, f"unreadable image: {err}"))
+    return sizes, bad
+
+
+def openimages_boxes(
+    s: OpenImagesSettings,
+    files: dict[str, Path],
+    image_root: Path,
+    categories: tuple[str, ...],
+    download: DownloadSettings,
+    failures: Path,
+) -> pd.DataFrame:
+    selected = select(s, files, categories, image_root)
+    images = selected.drop_duplicates("image_path")
+    jobs = [
+        DownloadJob(u, Path(p))
+        for u, p in zip(images["image_url"], images["image_path"], strict=True)
+    ]
+    download = replace(download, allowed_hosts=hosts_of(s.image_base_url))
+    results = fetch_all(jobs, download, failures_path=failures, desc="OpenImages images")
+    sizes, bad = image_sizes([str(r.job.dest) for r in results if r.ok])
+    if bad:
+        with open(failures, "a") as handle:
+            handle.writelines(f"\t{path}\t\t{reason}\n" for path, reason in bad)
+        log.warning(
+            "OpenImages: %d downloaded images unreadable (listed in %s)", len(bad), failures
+        )
+    return to_pixels(selected, sizes)
