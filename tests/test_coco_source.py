@@ -84,14 +84,18 @@ def annotations_zip() -> bytes:
     return buffer.getvalue()
 
 
+def serve_coco(server):
+    archive = annotations_zip()
+    server.add("/annotations/annotations_trainval2017.zip", archive)
+    for split, name, width, height in IMAGES.values():
+        server.add(f"/{split}/{name}", jpeg(width, height))
+    server.archive_sha256 = hashlib.sha256(archive).hexdigest()
+    return server
+
+
 @pytest.fixture
 def coco_server(http_server):
-    archive = annotations_zip()
-    http_server.add("/annotations/annotations_trainval2017.zip", archive)
-    for split, name, width, height in IMAGES.values():
-        http_server.add(f"/{split}/{name}", jpeg(width, height))
-    http_server.archive_sha256 = hashlib.sha256(archive).hexdigest()
-    return http_server
+    return serve_coco(http_server)
 
 
 def settings(server) -> CocoSettings:

@@ -8,15 +8,15 @@ import pandas as pd
 from PIL import Image
 
 from tests.conftest import TINY_DEMO, snakemake, write_config
-from tests.test_coco_source import coco_server  # noqa: F401 (fixture)
+from tests.test_coco_source import serve_coco
 from tests.test_coco_source import settings as coco_settings
 from tests.test_more_sources import serve_openimages, serve_vg
 
 
-def test_giraffe128_end_to_end_on_fixtures(coco_server, tmp_path):
-    coco = coco_settings(coco_server)
-    vg = serve_vg(coco_server)
-    oi = serve_openimages(coco_server)
+def test_giraffe128_end_to_end_on_fixtures(http_server, tmp_path):
+    coco = coco_settings(serve_coco(http_server))
+    vg = serve_vg(http_server)
+    oi = serve_openimages(http_server)
     config = {
         "sources": {
             "coco": {
