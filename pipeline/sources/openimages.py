@@ -51,7 +51,7 @@ class OpenImagesSettings:
     images_files: dict = field(default_factory=dict)
     splits: tuple[str, ...] = ("train", "validation", "test")
     image_base_url: str = "https://open-images-dataset.s3.amazonaws.com"
-    chunk_rows: int = 1_000_000
+    chunk_rows: int = 250_000
 
 
 class OpenImagesFormatError(ValueError):
