@@ -33,6 +33,7 @@ class CocoSettings:
     annotations_sha256: str | None = None
     image_base_url: str = "http://images.cocodataset.org"
     splits: tuple[str, ...] = ("train2017", "val2017")
+    local_dir: str | None = None
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def _coco_boxes(smk) -> None:
     frame = coco.coco_boxes(
         settings,
         instances,
-        Path(smk.params.image_root),
+        next(iter(instances.values())).parent.parent,  # {root}/annotations/instances_{split}.json
         tuple(smk.params.categories),
         download_settings(smk.config),
         Path(smk.output.failures),
@@ -104,7 +104,7 @@ def _visual_genome_boxes(smk) -> None:
         settings,
         Path(smk.input.image_data),
         Path(smk.input.objects),
-        Path(smk.params.image_root),
+        Path(smk.input.image_data).parent,  # VG's folder: image_data.json, VG_100K/, ...
         tuple(smk.params.categories),
         smk.params.drop_coco_images,
         download_settings(smk.config),

@@ -199,3 +199,30 @@ def test_coco_experiment_through_the_workflow(coco_server, tmp_path):
     assert rejects.set_index("box_id")["reason"].to_dict() == {"coco:632:4": "crowd"}
     for path in crops["path"]:
         assert Image.open(tmp_path / "results/giraffe_test" / path).size == (32, 32)
+
+
+def test_local_coco_folder_is_used_without_any_download(tmp_path):
+    local = tmp_path / "my_coco"
+    for split in ("train2017", "val2017"):
+        (local / "annotations").mkdir(parents=True, exist_ok=True)
+        (local / "annotations" / f"instances_{split}.json").write_text(json.dumps(instances(split)))
+    for split, name, width, height in IMAGES.values():
+        (local / split).mkdir(exist_ok=True)
+        (local / split / name).write_bytes(jpeg(width, height))
+    dead = "http://127.0.0.1:9"  # nothing listens there: any download would fail the run
+    config = {
+        "sources": {
+            "coco": {
+                "annotations_url": f"{dead}/a.zip",
+                "image_base_url": dead,
+                "local_dir": str(local),
+            }
+        },
+        "experiments": {
+            "giraffe_local": {"sources": ["coco"], "categories": ["giraffe"], "image_size": 32}
+        },
+    }
+    write_config(tmp_path / "work", config)
+    snakemake(tmp_path / "work", "--cores", "1", "results/giraffe_local/boxes.parquet")
+    boxes = pd.read_parquet(tmp_path / "work/results/giraffe_local/boxes.parquet")
+    assert len(boxes) == 4 and boxes["image_path"].str.startswith(str(local)).all()

@@ -96,6 +96,12 @@ def test_numpy_nhwc_input_matches_torch_nchw():
     assert nhwc == sliced_wasserstein(a, b, FAST)
 
 
+def test_float_input_matches_uint8():
+    a, b = smooth_images(32, seed=0), smooth_images(32, seed=1)
+    assert sliced_wasserstein(a.float(), b.double(), FAST) == sliced_wasserstein(a, b, FAST)
+    assert sliced_wasserstein(a, a.float(), FAST)["swd_mean"] < 1e-6
+
+
 def test_levels_follow_the_resolution():
     a, b = smooth_images(8, size=64, seed=0), smooth_images(8, size=64, seed=1)
     assert set(sliced_wasserstein(a, b, FAST)) == {"swd_64", "swd_32", "swd_16", "swd_mean"}

@@ -179,13 +179,14 @@ def _level_name(size: tuple[int, int]) -> str:
 def _image_keys(images: torch.Tensor, seed: int) -> np.ndarray:
     """A 64-bit content hash per image: equal images get equal keys (collisions are harmless).
 
-    A dot product of the pixels with random integer weights in float64, small enough that every
-    partial sum is an exact integer: the key cannot depend on summation order or batch position.
+    The pixels as float32 (so a uint8 image and its float copy agree), reduced to their top 16
+    bits (sign, exponent, 7 mantissa bits: exact for 0..255), dotted with random integer weights
+    in float64 small enough that every partial sum is an exact integer, so the key cannot depend
+    on summation order or on where the image sits in the batch.
     """
     n, c, h, w = images.shape
     elements = c * h * w
-    value_bits = 16 if images.is_floating_point() else 8
-    weight_bits = max(1, min(30, 52 - value_bits - elements.bit_length()))
+    weight_bits = max(1, min(30, 52 - 16 - elements.bit_length()))
     rng = _generator(seed, 4, c, h, w)
     weights = torch.randint(0, 2**weight_bits, (elements,), generator=rng).to(torch.float64)
     on = images.device if images.device.type in ("cpu", "cuda") else torch.device("cpu")
@@ -193,9 +194,8 @@ def _image_keys(images: torch.Tensor, seed: int) -> np.ndarray:
     keys = []
     for start in range(0, n, _IMAGE_CHUNK):
         chunk = images[start : start + _IMAGE_CHUNK].reshape(-1, elements).to(on)
-        if chunk.is_floating_point():  # sign, exponent and top mantissa bits of float32
-            chunk = (chunk.to(torch.float32).view(torch.int32) >> 16) & 0xFFFF
-        keys.append((chunk.to(torch.float64) @ weights).cpu())
+        bits = (chunk.to(torch.float32).view(torch.int32) >> 16) & 0xFFFF
+        keys.append((bits.to(torch.float64) @ weights).cpu())
     return torch.cat(keys).numpy().astype(np.uint64)
 
 
@@ -274,7 +274,7 @@ def _descriptors(
 
 
 def _sorted_projections(desc: torch.Tensor, dirs: torch.Tensor):
-    projected = (desc @ dirs).T.contiguous()  # (directions, descriptors)
+    projected = dirs.T @ desc.T  # (directions, descriptors), rows contiguous
     if projected.device.type == "cpu":
         return np.sort(projected.numpy(), axis=1)
     return torch.sort(projected, dim=1).values

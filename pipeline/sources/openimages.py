@@ -51,6 +51,7 @@ class OpenImagesSettings:
     images_files: dict = field(default_factory=dict)
     splits: tuple[str, ...] = ("train", "validation", "test")
     image_base_url: str = "https://open-images-dataset.s3.amazonaws.com"
+    local_dir: str | None = None
     chunk_rows: int = 250_000
 
 

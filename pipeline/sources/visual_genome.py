@@ -32,6 +32,7 @@ class VisualGenomeSettings:
     image_data_file: str = "image_data.json.zip"
     image_url_prefix: str = "https://cs.stanford.edu/people/rak248"
     image_base_url: str = "https://cs.stanford.edu/people/rak248"
+    local_dir: str | None = None
     coco_wins: bool = True
     dedupe_iou: float = 0.7
 

@@ -5,7 +5,7 @@
 rule coco_annotations:
     output:
         expand(
-            f"{DOWNLOADS}/coco/annotations/instances_{{split}}.json",
+            f"{source_root('coco')}/annotations/instances_{{split}}.json",
             split=source_config("coco")["splits"],
         ),
     log:
@@ -19,7 +19,7 @@ rule coco_annotations:
         downloads=1,
     params:
         settings=source_config("coco"),
-        archive=f"{DOWNLOADS}/coco/annotations_trainval2017.zip",
+        archive=f"{source_root('coco')}/annotations_trainval2017.zip",
     script:
         RUN_SCRIPT
 
@@ -42,6 +42,5 @@ rule coco_boxes:
     params:
         settings=source_config("coco"),
         categories=exp_setting("categories"),
-        image_root=f"{DOWNLOADS}/coco/images",
     script:
         RUN_SCRIPT

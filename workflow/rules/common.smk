@@ -37,8 +37,13 @@ def source_config(name):
     return config["sources"][name]
 
 
+def source_root(name):
+    """Where a source's files live: the config's local_dir if set, else the shared downloads."""
+    return source_config(name).get("local_dir") or f"{DOWNLOADS}/{name}"
+
+
 def openimages_metadata_files():
     settings = from_dict(OpenImagesSettings, source_config("openimages"))
     return list(
-        metadata_files(settings, Path(DOWNLOADS) / "openimages" / "metadata").values()
+        metadata_files(settings, Path(source_root("openimages")) / "metadata").values()
     )

@@ -38,6 +38,6 @@ rule openimages_boxes:
     params:
         settings=source_config("openimages"),
         categories=exp_setting("categories"),
-        image_root=f"{DOWNLOADS}/openimages/images",
+        image_root=f"{source_root('openimages')}/images",
     script:
         RUN_SCRIPT

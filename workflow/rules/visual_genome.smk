@@ -4,8 +4,8 @@
 
 rule visual_genome_metadata:
     output:
-        image_data=f"{DOWNLOADS}/visual_genome/image_data.json",
-        objects=f"{DOWNLOADS}/visual_genome/objects.json",
+        image_data=f"{source_root('visual_genome')}/image_data.json",
+        objects=f"{source_root('visual_genome')}/objects.json",
     log:
         "logs/visual_genome_metadata.log",
     benchmark:
@@ -42,6 +42,5 @@ rule visual_genome_boxes:
         categories=exp_setting("categories"),
         drop_coco_images=lambda wildcards: "coco" in experiment(wildcards)["sources"]
         and source_config("visual_genome")["coco_wins"],
-        image_root=f"{DOWNLOADS}/visual_genome/images",
     script:
         RUN_SCRIPT
