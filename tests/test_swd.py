@@ -17,6 +17,15 @@ from pipeline.metrics.swd import (
 FAST = SWDSettings(patches_per_image=32, projections=128)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small tensor ops: one thread is as fast, and far faster when other jobs share the CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def smooth_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
     """uint8 NCHW images of smooth random colour patterns (noise upsampled 8x)."""
     rng = torch.Generator().manual_seed(seed)

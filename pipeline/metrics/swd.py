@@ -16,8 +16,9 @@ function of the two sets, not of the order of their images: the random direction
 seeded `torch.Generator`, and each image's patch positions (and the choice of descriptors kept
 when subsampling) from a hash of the seed, the level and the image's own pixels. So identical or
 merely reordered sets are at distance 0, while different images still get independent random
-patches, as in the reference. Needs no pretrained weights; runs on whatever device the images are
-on (sorting uses NumPy on the CPU, several times faster there than `torch.sort`).
+patches, as in the reference (duplicates of one image, though, share their patches). Needs no
+pretrained weights; runs on whatever device the images are on (sorting uses NumPy on the CPU,
+several times faster there than `torch.sort`).
 """
 
 from __future__ import annotations
