@@ -20,6 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from pipeline.config import CropSettings
+from pipeline.filters import scores
 from pipeline.io import atomic_dir, write_parquet
 from pipeline.progress import progress
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 REASONS = {
     "degenerate_box": "box has no area after clipping to the image",
-    "crowd": "source marks the box as a crowd / group of objects",
+    "crowd": "source marks the box as a crowd (COCO iscrowd)",
     "small_box": "shorter box side below min_box_side",
     "upscale": "crop would be enlarged more than max_upscale",
     "missing_image": "image file not found",
@@ -50,6 +51,11 @@ CROP_COLUMNS = [
     "crop_y0",
     "crop_side",
     "scale",
+    "sharpness",
+    "contrast",
+    "colourfulness",
+    "phash",
+    "thumb",
 ]
 REJECT_COLUMNS = ["box_id", "source", "image_id", "category", "reason", "detail"]
 
@@ -82,7 +88,7 @@ def precheck(box: dict, s: CropSettings, image_size: int) -> tuple[str, str] | N
     w, h = box["x1"] - box["x0"], box["y1"] - box["y0"]
     if w <= 0 or h <= 0:
         return "degenerate_box", f"{w:.1f}x{h:.1f}"
-    if s.skip_crowd and (box.get("is_crowd") is True or box.get("is_group") is True):
+    if s.skip_crowd and box.get("is_crowd") is True:
         return "crowd", ""
     if min(w, h) < s.min_box_side:
         return "small_box", f"{min(w, h):.1f} < {s.min_box_side}"
@@ -92,12 +98,17 @@ def precheck(box: dict, s: CropSettings, image_size: int) -> tuple[str, str] | N
     return None
 
 
-def open_reduced(path: Path, width: int, height: int, scale: float, draft: bool) -> Image.Image:
-    """Decode an image, at reduced scale for JPEG when `scale` < 1 allows it; RGB."""
+def open_reduced(
+    path: Path, width: int, height: int, scale: float, draft: bool
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode an image, at reduced scale for JPEG when `scale` < 1 allows it; RGB.
+
+    Returns the image and its stored size (width, height), as read before any reduction."""
     image = Image.open(path)
+    stored = image.size
     if draft and image.format == "JPEG" and scale < 0.5:
         image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
-    return image.convert("RGB")
+    return image.convert("RGB"), stored
 
 
 def cut(
@@ -139,25 +150,22 @@ def crop_image(
     regions = [square_region(b["x0"], b["y0"], b["x1"], b["y1"], s) for b in boxes]
     scale = max(size / r.side for r in regions)
     try:
-        image = open_reduced(Path(path), width, height, scale, s.jpeg_draft)
+        image, stored = open_reduced(Path(path), width, height, scale, s.jpeg_draft)
     except FileNotFoundError:
         return [], [_reject(b, "missing_image", path) for b in boxes]
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         return [], [_reject(b, "unreadable_image", f"{path}: {err}") for b in boxes]
-    fx, fy = image.width / width, image.height / height
-    if abs(fx - fy) > 0.02 or not (0 < fx <= 1.0001 and 0 < fy <= 1.0001):
-        detail = (
-            f"{path}: decoded {image.width}x{image.height} at draft, table says {width}x{height}"
-        )
+    if stored != (width, height):
+        detail = f"{path}: stored {stored[0]}x{stored[1]}, table says {width}x{height}"
         return [], [_reject(b, "size_mismatch", detail) for b in boxes]
+    fx, fy = image.width / width, image.height / height
     pixels = np.asarray(image)
     crops = []
     for box, region in zip(boxes, regions, strict=True):
         cid = crop_id(box["box_id"])
         rel = f"crops/{cid}.png"
-        upright(cut(pixels, region, fx, fy, size, s.pad_mode), box.get("rotation")).save(
-            Path(out_dir) / f"{cid}.png", compress_level=6
-        )
+        crop = upright(cut(pixels, region, fx, fy, size, s.pad_mode), box.get("rotation"))
+        crop.save(Path(out_dir) / f"{cid}.png", compress_level=6)
         crops.append(
             {
                 "crop_id": cid,
@@ -175,6 +183,7 @@ def crop_image(
                 "crop_y0": region.y0,
                 "crop_side": region.side,
                 "scale": size / region.side,
+                **scores(np.asarray(crop)),
             }
         )
     return crops, []

@@ -28,6 +28,34 @@ def save_grid(images: torch.Tensor, path: Path | str, nrow: int, min_tile: int =
         Image.fromarray(grid.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
 
 
+def contact_sheet(
+    images: list[Path],
+    labels: list[str],
+    path: Path | str,
+    title: str,
+    columns: int = 8,
+    tile: int = 96,
+) -> None:
+    """A labelled grid of image files (e.g. rejected crops), each tile `tile` px with its label."""
+    from PIL import ImageDraw
+
+    rows = max(1, -(-len(images) // columns))
+    header, caption = 28, 14
+    sheet = Image.new(
+        "RGB", (columns * (tile + 4) + 4, header + rows * (tile + caption + 4) + 4), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    draw.text((6, 8), title, fill=(0, 0, 0))
+    for i, (image_path, label) in enumerate(zip(images, labels, strict=True)):
+        x = 4 + (i % columns) * (tile + 4)
+        y = header + (i // columns) * (tile + caption + 4)
+        with Image.open(image_path) as image:
+            sheet.paste(image.convert("RGB").resize((tile, tile), Image.NEAREST), (x, y))
+        draw.text((x, y + tile + 1), label[: tile // 6], fill=(80, 0, 0))
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+
+
 def read_stats(path: Path | str) -> list[dict]:
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline import boxes, crops, evaluate, shards
+from pipeline import boxes, crops, evaluate, filters, shards
 from pipeline.config import (
     CocoSettings,
     CropSettings,
@@ -172,9 +172,23 @@ def _crops_extract(smk) -> None:
     )
 
 
-def _shards_write(smk) -> None:
-    shards.write_shards(
+def _filters_apply(smk) -> None:
+    filters.apply_filters(
         Path(smk.input.crops),
+        Path(smk.input.boxes),
+        Path(smk.input.crops_dir).parent,
+        Path(smk.output.decisions),
+        Path(smk.output.sheets),
+        from_dict(filters.FilterSettings, smk.params.filters),
+    )
+
+
+def _shards_write(smk) -> None:
+    exclusions = list(smk.input.exclusions)
+    shards.shards_stage(
+        Path(smk.input.decisions),
+        Path(smk.input.rejects),
+        Path(exclusions[0]) if exclusions else None,
         Path(smk.input.crops_dir).parent,
         Path(smk.output.shards),
         from_dict(ShardSettings, smk.params.shards),
@@ -223,6 +237,7 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "ffhq_boxes": _ffhq_boxes,
     "boxes_merge": _boxes_merge,
     "crops_extract": _crops_extract,
+    "filters_apply": _filters_apply,
     "shards_write": _shards_write,
     "train_gan": _train_gan,
     "evaluate_run": _evaluate_run,

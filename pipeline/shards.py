@@ -50,16 +50,74 @@ def _load_crop(path: Path, size: int) -> np.ndarray:
     return pixels
 
 
-def write_shards(
-    crops_table: Path,
+def read_exclusions(path: Path | None) -> set[str]:
+    """Crop ids of an exclusions file: one per line, `#` starts a comment."""
+    if path is None or not Path(path).exists():
+        return set()
+    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
+    return {line for line in lines if line}
+
+
+def summary(decisions: pd.DataFrame, rejects: pd.DataFrame, excluded: set[str]) -> pd.DataFrame:
+    """Crops and boxes per source and outcome: accepted, excluded, or the rejection reason."""
+    outcome = decisions["reason"].where(~decisions["accepted"], "accepted")
+    outcome = outcome.where(~decisions["crop_id"].isin(excluded), "excluded")
+    rows = pd.concat(
+        [
+            pd.DataFrame({"source": decisions["source"], "outcome": outcome}),
+            pd.DataFrame({"source": rejects["source"], "outcome": rejects["reason"]}),
+        ]
+    )
+    table = rows.groupby(["outcome", "source"]).size().unstack("source", fill_value=0)
+    table["total"] = table.sum(axis=1)
+    return table.sort_index()
+
+
+def shards_stage(
+    decisions_table: Path,
+    rejects_table: Path,
+    exclusions: Path | None,
     crops_root: Path,
     out_dir: Path,
     settings: ShardSettings,
     image_size: int,
     seed: int,
 ) -> dict:
-    """Pack the crops of `crops_table` (paths relative to `crops_root`) into `out_dir`."""
-    crops = pd.read_parquet(crops_table).sort_values("crop_id", ignore_index=True)
+    """The shard stage: the crops the filters accepted, less the user's exclusions, packed."""
+    decisions = pd.read_parquet(decisions_table)
+    excluded = read_exclusions(exclusions)
+    unknown = excluded - set(decisions["crop_id"])
+    if unknown:
+        log.warning(
+            "%s: %d crop ids are not crops of this experiment, e.g. %s",
+            exclusions,
+            len(unknown),
+            sorted(unknown)[:3],
+        )
+    chosen = decisions[decisions["accepted"] & ~decisions["crop_id"].isin(excluded)]
+    log.info(
+        "shards: %d crops accepted by the filters, %d of them excluded by %s",
+        int(decisions["accepted"].sum()),
+        int(decisions["crop_id"].isin(excluded).sum()),
+        exclusions,
+    )
+    table = summary(decisions, pd.read_parquet(rejects_table), excluded)
+    return write_shards(
+        chosen, crops_root, out_dir, settings, image_size, seed, extra={"summary.csv": table}
+    )
+
+
+def write_shards(
+    crops: pd.DataFrame,
+    crops_root: Path,
+    out_dir: Path,
+    settings: ShardSettings,
+    image_size: int,
+    seed: int,
+    extra: dict[str, pd.DataFrame] | None = None,
+) -> dict:
+    """Pack `crops` (paths relative to `crops_root`) into `out_dir`; `extra` tables go beside."""
+    crops = crops.sort_values("crop_id", ignore_index=True)
     crops["split"] = np.where(
         holdout_mask(crops["crop_id"], settings.holdout_fraction, seed), "holdout", "train"
     )
@@ -104,9 +162,11 @@ def write_shards(
             "files": files,
             "settings": asdict(settings),
             "settings_hash": fingerprint(settings, image_size, seed),
-            "crops_sha256": file_digest(crops_table, "sha256"),
+            "crops_hash": fingerprint(sorted(crops["crop_id"])),
         }
         write_json(manifest, tmp / "manifest.json")
+        for name, frame in (extra or {}).items():
+            frame.to_csv(tmp / name)
     log.info(
         "shards: %s train, %s holdout crops of %d px -> %s",
         manifest["counts"]["train"],

@@ -113,3 +113,19 @@ class FileServer:
                 self.wfile.write(body)
 
         return Handler
+
+
+def photo_jpeg(width: int, height: int, seed: int = 0) -> bytes:
+    """A JPEG of colourful blocks (a stand-in photo that passes the quality filters)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed + 7919 * width + height)
+    blocks = rng.integers(0, 256, (max(height // 16, 1), max(width // 16, 1), 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(blocks).resize((width, height), Image.NEAREST).save(
+        buffer, format="JPEG", quality=90
+    )
+    return buffer.getvalue()

@@ -16,6 +16,7 @@ from pipeline.config import CocoSettings
 from pipeline.download import DownloadError, DownloadSettings
 from pipeline.sources import coco
 from tests.conftest import TINY_DEMO, snakemake, write_config
+from tests.httpserver import photo_jpeg
 
 # image id -> (split, file name, width, height); boxes as COCO writes them: [x, y, w, h]
 IMAGES = {
@@ -38,9 +39,7 @@ CATEGORIES = [
 
 
 def jpeg(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 160, 60)).save(buffer, format="JPEG")
-    return buffer.getvalue()
+    return photo_jpeg(width, height)
 
 
 def instances(split: str) -> dict:

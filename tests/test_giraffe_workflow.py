@@ -60,12 +60,10 @@ def test_giraffe128_end_to_end_on_fixtures(http_server, tmp_path):
     assert "visual_genome:2:21" not in set(boxes["box_id"]) and "coco:139:1" in set(boxes["box_id"])
     crops = pd.read_parquet(results / "crops.parquet")
     rejects = pd.read_parquet(results / "rejects.parquet")
-    assert len(crops) == 6
-    assert sorted(rejects["box_id"]) == [
-        "coco:632:4",
-        "openimages:bbbb000000000002:train:4",
-    ]  # crowd, group-of
-    assert set(rejects["reason"]) == {"crowd"}
+    assert len(crops) == 7
+    assert rejects.set_index("box_id")["reason"].to_dict() == {"coco:632:4": "crowd"}
+    decisions = pd.read_parquet(results / "filters.parquet").set_index("box_id")
+    assert decisions.loc["openimages:bbbb000000000002:train:4", "reason"] == "group"
     assert Image.open(results / crops["path"][0]).size == (128, 128)
     assert json.loads((results / "metrics.json").read_text())["step"] == 30
     assert Image.open(results / "samples.png").size[0] >= 2 * 128

@@ -16,15 +16,14 @@ from PIL import Image
 from pipeline.crops import upright
 from pipeline.download import DownloadSettings
 from pipeline.sources import celeba, ffhq, openimages, visual_genome
+from tests.httpserver import photo_jpeg
 
 FAST = DownloadSettings(workers=4, retries=1, backoff=0.01, timeout=5.0, max_failure_fraction=0.0)
 VG_PREFIX = "https://cs.stanford.edu/people/rak248"
 
 
 def jpeg(width: int, height: int, colour=(120, 160, 60)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="JPEG")
-    return buffer.getvalue()
+    return photo_jpeg(width, height, seed=sum(colour))
 
 
 def zipped(members: dict[str, bytes]) -> bytes:

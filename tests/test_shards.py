@@ -38,7 +38,7 @@ SETTINGS = ShardSettings(holdout_fraction=0.25, shard_size=16)
 
 
 def build(root: Path, table: Path, seed: int = 0):
-    return write_shards(table, table.parent, root, SETTINGS, SIZE, seed)
+    return write_shards(pd.read_parquet(table), table.parent, root, SETTINGS, SIZE, seed)
 
 
 def test_manifest_counts_and_index_point_at_the_right_pixels(tmp_path):

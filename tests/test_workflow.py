@@ -24,9 +24,16 @@ DATA_STAGES = {
     "synthetic_boxes",
     "boxes_merge",
     "crops_extract",
+    "filters_apply",
     "shards_write",
 }
-DOWNSTREAM_OF_CROPS = {"crops_extract", "shards_write", "train_gan", "evaluate_run"}
+DOWNSTREAM_OF_CROPS = {
+    "crops_extract",
+    "filters_apply",
+    "shards_write",
+    "train_gan",
+    "evaluate_run",
+}
 EXPECTED_PLANS = {
     "demo": DATA_STAGES | {"train_gan", "evaluate_run"},
     "giraffe128": {
@@ -82,7 +89,9 @@ def test_demo_end_to_end(demo_run):
     assert set(boxes["category"]) == {"disc"}
     assert set(rejects["reason"]) <= set(REASONS)
     manifest = json.loads((results / "shards" / "manifest.json").read_text())
-    assert sum(manifest["counts"].values()) == len(crops)
+    decisions = pd.read_parquet(results / "filters.parquet")
+    assert len(decisions) == len(crops) and decisions["accepted"].mean() > 0.9
+    assert sum(manifest["counts"].values()) == decisions["accepted"].sum()
     stats = [
         json.loads(line) for line in (results / "train" / "stats.jsonl").read_text().splitlines()
     ]
@@ -113,8 +122,27 @@ def test_crop_size_change_reruns_exactly_crops_and_after(demo_copy):
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == DOWNSTREAM_OF_CROPS
     write_config(demo_copy, TINY_DEMO, {"experiments": {"demo": {"crops": {"margin": 0.3}}}})
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == DOWNSTREAM_OF_CROPS
+    write_config(demo_copy, TINY_DEMO, {"experiments": {"demo": {"filters": {"min_contrast": 10}}}})
+    after_filters = {"filters_apply", "shards_write", "train_gan", "evaluate_run"}
+    assert set(dry_run(demo_copy, "results/demo/samples.png")) == after_filters
     write_config(demo_copy, TINY_DEMO, {"experiments": {"demo": {"train": {"lr_d": 1e-4}}}})
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == {"train_gan", "evaluate_run"}
+
+
+def test_exclusions_rerun_only_shards_and_after_and_leave_the_shards(demo_copy):
+    decisions = pd.read_parquet(demo_copy / "results/demo/filters.parquet")
+    chosen = sorted(decisions[decisions["accepted"]]["crop_id"])[:3]
+    exclusions = demo_copy / "resources/exclusions/demo.txt"
+    exclusions.parent.mkdir(parents=True)
+    exclusions.write_text("# rejected in review\n" + "\n".join(chosen) + "\n")
+    after = {"shards_write", "train_gan", "evaluate_run"}
+    assert set(dry_run(demo_copy, "results/demo/samples.png")) == after
+    snakemake(demo_copy, "--cores", "2", "results/demo/shards")
+    index = pd.read_parquet(demo_copy / "results/demo/shards/index.parquet")
+    assert not set(chosen) & set(index["crop_id"])
+    assert len(index) == int(decisions["accepted"].sum()) - 3
+    summary = pd.read_csv(demo_copy / "results/demo/shards/summary.csv", index_col="outcome")
+    assert summary.loc["excluded", "total"] == 3
 
 
 def test_data_stages_give_byte_identical_shards(demo_run, tmp_path):

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from pycocotools.coco import COCO
 
-from pipeline.archive import safe_extract, safe_join
+from pipeline.archive import UnsafePathError, safe_extract, safe_join
 from pipeline.boxes import normalise
 from pipeline.config import CocoSettings
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
@@ -141,12 +141,16 @@ def read_boxes(
         image = coco.imgs[ann["image_id"]]
         width, height = image["width"], image["height"]
         x, y, w, h = (float(v) for v in ann["bbox"])
+        try:
+            image_path = safe_join(image_dir, image["file_name"])
+        except UnsafePathError as err:
+            raise UnsafePathError(f"{instances}: image id={image['id']!r}: {err}") from err
         rows.append(
             {
                 "box_id": f"{source}:{image['id']}:{ann['id']}",
                 "source": source,
                 "image_id": str(image["id"]),
-                "image_path": str(safe_join(image_dir, image["file_name"])),
+                "image_path": str(image_path),
                 "image_url": image_url.format(file_name=image["file_name"], split=split)
                 if image_url
                 else "",

@@ -37,6 +37,12 @@ def source_config(name):
     return config["sources"][name]
 
 
+def exclusions_file(wildcards):
+    """The experiment's exclusion list if there is one: creating or editing it reruns the shards."""
+    path = Path("resources") / "exclusions" / f"{wildcards.exp}.txt"
+    return [str(path)] if path.exists() else []
+
+
 def source_root(name):
     """Where a source's files live: the config's local_dir if set, else the shared downloads."""
     return source_config(name).get("local_dir") or f"{DOWNLOADS}/{name}"

@@ -1,10 +1,13 @@
-# Pack accepted crops into uint8 NumPy shards with a manifest (see pipeline/shards.py).
+# Pack the accepted crops, less the user's exclusions (resources/exclusions/{exp}.txt, written by
+# hand or by the curation rules), into uint8 NumPy shards with a manifest and a summary table.
 
 
 rule shards_write:
     input:
-        crops=rules.crops_extract.output.crops,
+        decisions=rules.filters_apply.output.decisions,
+        rejects=rules.crops_extract.output.rejects,
         crops_dir=rules.crops_extract.output.crops_dir,
+        exclusions=exclusions_file,
     output:
         shards=directory("results/{exp}/shards"),
     log:

@@ -1,0 +1,227 @@
+"""Filters that catch bad crops. Each is a small function: a crop's record -> reason or None.
+
+Scores that need pixels (sharpness, contrast, colourfulness, perceptual hash) are measured once,
+on the final crop, by the crop stage (`scores`); the filter stage only compares them with the
+experiment's thresholds, so changing a threshold reruns the filters, never the cropping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.io import atomic_dir, write_parquet
+from pipeline.report import contact_sheet
+
+log = logging.getLogger(__name__)
+
+FLAG_REASONS = {
+    "group": "is_group",
+    "depiction": "is_depiction",
+    "truncated": "is_truncated",
+    "occluded": "is_occluded",
+}
+REASONS = {
+    "aspect": "box aspect ratio (w/h) outside [min_aspect, max_aspect] before squaring",
+    "group": "source marks the box as a group of objects",
+    "depiction": "source marks the object as a depiction (drawing, statue, toy)",
+    "truncated": "source marks the object as truncated",
+    "occluded": "source marks the object as occluded",
+    "border": "box touches the image border (object cut by the frame)",
+    "blurry": "variance of the Laplacian below min_sharpness",
+    "uniform": "crop nearly uniform (largest per-channel std below min_contrast)",
+    "grayscale": "grayscale crop in a colour experiment",
+    "duplicate": "near-duplicate of another crop (perceptual hash within duplicate_distance bits)",
+}
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    min_aspect: float = 0.2
+    max_aspect: float = 5.0
+    reject_flags: tuple[str, ...] = ("group", "depiction")
+    reject_border: bool = False
+    border_margin: float = 2.0
+    min_sharpness: float = 0.0
+    min_contrast: float = 3.0
+    reject_grayscale: bool = True
+    grayscale_tolerance: float = 3.0
+    duplicate_distance: int = 4
+
+
+# --- scores, measured by the crop stage on each final crop -----------------------------------
+
+_DCT = None
+
+
+def _dct_matrix(n: int = 32) -> np.ndarray:
+    k = np.arange(n)
+    m = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * np.sqrt(2 / n)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+def phash(gray: np.ndarray) -> int:
+    """64-bit perceptual hash: the signs of the 8x8 lowest DCT frequencies of a 32x32 image."""
+    from PIL import Image
+
+    global _DCT
+    if _DCT is None:
+        _DCT = _dct_matrix()
+    small = np.asarray(
+        Image.fromarray(gray.astype(np.uint8)).resize((32, 32), Image.BILINEAR), dtype=np.float64
+    )
+    low = (_DCT @ small @ _DCT.T)[:8, :8].ravel()
+    bits = low > np.median(low[1:])
+    return int(np.packbits(bits).view(">u8")[0].astype(np.int64))
+
+
+def thumbnail(crop: np.ndarray) -> bytes:
+    """The crop's colours at 4x4 (48 bytes): tells apart crops that pHash, being grey, cannot."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(crop).resize((4, 4), Image.BOX), dtype=np.uint8).tobytes()
+
+
+def scores(crop: np.ndarray) -> dict[str, float | int | bytes]:
+    """Sharpness, contrast, colourfulness, perceptual hash and colour thumbnail of an RGB crop."""
+    rgb = crop.astype(np.float32)
+    gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    laplacian = (
+        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4 * gray[1:-1, 1:-1]
+    )
+    spread = np.max(rgb, axis=2) - np.min(rgb, axis=2)
+    return {
+        "sharpness": float(laplacian.var()),
+        "contrast": float(rgb.reshape(-1, 3).std(axis=0).max()),  # a blue disc on red is not flat
+        "colourfulness": float(spread.mean()),
+        "phash": phash(gray),
+        "thumb": thumbnail(crop),
+    }
+
+
+# --- the filters ------------------------------------------------------------------------------
+
+
+def aspect(c: dict, s: FilterSettings) -> str | None:
+    w, h = c["x1"] - c["x0"], c["y1"] - c["y0"]
+    return "aspect" if h <= 0 or not (s.min_aspect <= w / h <= s.max_aspect) else None
+
+
+def flags(c: dict, s: FilterSettings) -> str | None:
+    return next((f for f in s.reject_flags if c.get(FLAG_REASONS[f]) is True), None)
+
+
+def border(c: dict, s: FilterSettings) -> str | None:
+    if not s.reject_border:
+        return None
+    m = s.border_margin
+    cut = (
+        c["x0"] <= m
+        or c["y0"] <= m
+        or c["x1"] >= c["image_width"] - m
+        or c["y1"] >= c["image_height"] - m
+    )
+    return "border" if cut else None
+
+
+def blurry(c: dict, s: FilterSettings) -> str | None:
+    return "blurry" if c["sharpness"] < s.min_sharpness else None
+
+
+def uniform(c: dict, s: FilterSettings) -> str | None:
+    return "uniform" if c["contrast"] < s.min_contrast else None
+
+
+def grayscale(c: dict, s: FilterSettings) -> str | None:
+    return (
+        "grayscale" if s.reject_grayscale and c["colourfulness"] < s.grayscale_tolerance else None
+    )
+
+
+# Most specific first: a flat crop is also "blurry", but "uniform" says more.
+FILTERS: list[Callable[[dict, FilterSettings], str | None]] = [
+    aspect,
+    flags,
+    border,
+    uniform,
+    grayscale,
+    blurry,
+]
+
+
+def hamming(a: np.ndarray, b: int) -> np.ndarray:
+    return np.bitwise_count(np.bitwise_xor(a.view(np.uint64), np.uint64(b & (2**64 - 1))))
+
+
+def duplicates(
+    crops: pd.DataFrame, distance: int, colour_tolerance: float = 12.0
+) -> dict[str, str]:
+    """crop_id -> the crop_id it duplicates: perceptual hashes within `distance` bits and colour
+    thumbnails within `colour_tolerance` (mean absolute difference). The larger box is kept."""
+    if distance < 0 or crops.empty:
+        return {}
+    order = crops.sort_values(["crop_side", "crop_id"], ascending=[False, True])
+    ids, hashes = order["crop_id"].to_numpy(), order["phash"].to_numpy(np.int64)
+    thumbs = np.stack([np.frombuffer(t, dtype=np.uint8) for t in order["thumb"]]).astype(np.int16)
+    found: dict[str, str] = {}
+    for i in range(len(ids)):
+        if ids[i] in found:
+            continue
+        close = np.flatnonzero(hamming(hashes[i + 1 :], int(hashes[i])) <= distance) + i + 1
+        for j in close:
+            if np.abs(thumbs[j] - thumbs[i]).mean() <= colour_tolerance:
+                found.setdefault(ids[j], ids[i])
+    return found
+
+
+def decide(crops: pd.DataFrame, boxes: pd.DataFrame, s: FilterSettings) -> pd.DataFrame:
+    """Every crop with `accepted`, `reason` and `detail`, after all filters."""
+    flags_cols = ["box_id", "image_width", "image_height", *FLAG_REASONS.values()]
+    table = crops.merge(boxes[flags_cols], on="box_id", how="left", validate="one_to_one")
+    reasons = [next((r for f in FILTERS if (r := f(c, s))), None) for c in table.to_dict("records")]
+    table["reason"], table["detail"] = reasons, ""
+    passing = table[table["reason"].isna()]
+    for dup, original in duplicates(passing, s.duplicate_distance).items():
+        table.loc[table["crop_id"] == dup, ["reason", "detail"]] = ["duplicate", original]
+    table["accepted"] = table["reason"].isna()
+    return table
+
+
+def apply_filters(
+    crops_table: Path,
+    boxes_table: Path,
+    crops_root: Path,
+    decisions_out: Path,
+    sheets_dir: Path,
+    s: FilterSettings,
+    per_sheet: int = 48,
+) -> pd.DataFrame:
+    """The filter stage: every crop with its scores and the decision in one table, and a contact
+    sheet of the rejected crops per reason (`sheets_dir/rejected_{reason}.png`)."""
+    table = decide(pd.read_parquet(crops_table), pd.read_parquet(boxes_table), s)
+    with atomic_dir(sheets_dir) as tmp:
+        for reason, group in table[~table["accepted"]].groupby("reason"):
+            sample = group.sort_values("crop_id").head(per_sheet)
+            labels = [
+                f"{c} {d}".strip() for c, d in zip(sample["crop_id"], sample["detail"], strict=True)
+            ]
+            title = f"{reason}: {len(group)} crops ({REASONS[reason]}); {len(sample)} shown"
+            contact_sheet(
+                [crops_root / p for p in sample["path"]],
+                labels,
+                tmp / f"rejected_{reason}.png",
+                title,
+            )
+    write_parquet(table, decisions_out)
+    log.info(
+        "filters (%s): %d of %d crops accepted", asdict(s), int(table["accepted"].sum()), len(table)
+    )
+    for reason, count in table["reason"].value_counts().items():
+        log.info("  rejected %-10s %6d  (%s)", reason, count, REASONS[reason])
+    return table
