@@ -16,6 +16,7 @@ include: "workflow/rules/boxes.smk"
 include: "workflow/rules/crops.smk"
 include: "workflow/rules/filters.smk"
 include: "workflow/rules/shards.smk"
+include: "workflow/rules/curate.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline import boxes, crops, evaluate, filters, shards
+from pipeline import boxes, crops, curate, evaluate, filters, shards
 from pipeline.config import (
     CocoSettings,
     CropSettings,
@@ -183,6 +183,24 @@ def _filters_apply(smk) -> None:
     )
 
 
+def _curate_dataset(smk) -> None:
+    exclusions = list(smk.input.exclusions)
+    curate.build_dataset(
+        Path(smk.input.decisions),
+        Path(smk.input.crops_dir).parent,
+        smk.params.name,
+        Path(exclusions[0]) if exclusions else None,
+        smk.params.tag,
+        Path(smk.output.record),
+    )
+
+
+def _curate_export(smk) -> None:
+    curate.export_exclusions(
+        smk.params.name, smk.params.tag, Path(smk.params.exclusions), Path(smk.output.record)
+    )
+
+
 def _shards_write(smk) -> None:
     exclusions = list(smk.input.exclusions)
     shards.shards_stage(
@@ -239,6 +257,8 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "crops_extract": _crops_extract,
     "filters_apply": _filters_apply,
     "shards_write": _shards_write,
+    "curate_dataset": _curate_dataset,
+    "curate_export": _curate_export,
     "train_gan": _train_gan,
     "evaluate_run": _evaluate_run,
 }
