@@ -164,3 +164,13 @@ def test_app_shows_the_dataset_in_a_browser(demo_copy, chromium):
         app.wait(60)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     assert DATASET in dom
+
+
+def test_without_fiftyone_curation_says_how_to_install_it(tmp_path):
+    code = (
+        "import sys; sys.modules['fiftyone'] = None\n"
+        "from pipeline import runner  # every stage imports without FiftyOne\n"
+        "from pipeline.curate import fiftyone\n"
+        "try:\n    fiftyone()\nexcept RuntimeError as err:\n    print(err)\n"
+    )
+    assert "pip install -e '.[curate]'" in in_workdir(tmp_path, code)
