@@ -1,6 +1,11 @@
-"""The `http_server` fixture: a FileServer on 127.0.0.1, closed after the test."""
+"""The `http_server` fixture: a FileServer on 127.0.0.1, shut down after the test.
+
+Use it with `pytest_plugins = ["tests.conftest_http"]` in tests/conftest.py.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
@@ -8,7 +13,6 @@ from tests.httpserver import FileServer
 
 
 @pytest.fixture
-def http_server():
-    server = FileServer()
-    yield server
-    server.close()
+def http_server() -> Iterator[FileServer]:
+    with FileServer() as server:
+        yield server

@@ -1,0 +1,216 @@
+"""The COCO reader: exact rows from a hand-written instances JSON, and errors that name the record."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.archive import UnsafePathError
+from pipeline.boxes import COLUMNS
+from pipeline.sources.coco import (
+    CocoFormatError,
+    _index,
+    category_ids,
+    load_instances,
+    read_boxes,
+)
+from tests.fixtures import ANNOTATIONS, CATEGORIES, IMAGES, instances, write_instances
+
+
+def read(path: Path, image_dir: Path, categories=("giraffe",), **kwargs):
+    return read_boxes(path, image_dir, categories, "coco", "val2017", **kwargs)
+
+
+@pytest.fixture
+def giraffes(tmp_path):
+    path = write_instances(tmp_path / "instances_val2017.json")
+    return read(path, tmp_path / "img", image_url="http://h/{split}/{file_name}")
+
+
+def test_rows_have_the_table_columns_sorted_by_box_id(giraffes):
+    assert list(giraffes.columns) == COLUMNS
+    assert giraffes["box_id"].tolist() == ["coco:1:10", "coco:1:14", "coco:2:11", "coco:3:13"]
+    assert giraffes.index.tolist() == [0, 1, 2, 3]
+    assert set(giraffes["source"]) == {"coco"} and set(giraffes["split"]) == {"val2017"}
+    assert giraffes["image_id"].tolist() == ["1", "1", "2", "3"]
+    assert set(giraffes["category"]) == {"giraffe"}
+
+
+def test_corners_are_x_plus_w_and_y_plus_h_clipped_to_the_image(giraffes):
+    corners = giraffes.set_index("box_id")[["x0", "y0", "x1", "y1"]]
+    assert corners.loc["coco:1:10"].tolist() == [10.5, 20.0, 110.5, 70.25]  # inside: exact
+    assert corners.loc["coco:2:11"].tolist() == [250.0, 0.0, 300.0, 55.0]  # past right and top
+    assert corners.loc["coco:3:13"].tolist() == [0.0, 40.0, 30.0, 100.0]  # past left and bottom
+    assert corners.loc["coco:1:14"].tolist() == [600.0, 400.0, 640.0, 480.0]  # to the corner
+    assert str(giraffes["x0"].dtype) == "float64"
+
+
+def test_sizes_flags_paths_and_urls(giraffes, tmp_path):
+    rows = giraffes.set_index("box_id")
+    assert rows["image_width"].tolist() == [640, 640, 300, 100]
+    assert rows["image_height"].tolist() == [480, 480, 200, 100]
+    assert rows["is_crowd"].tolist() == [False, False, True, False]  # no iscrowd key: False
+    assert rows.loc["coco:2:11", "image_path"] == str(tmp_path / "img" / "sub" / "b.jpg")
+    assert rows.loc["coco:1:10", "image_path"] == str(tmp_path / "img" / "a.jpg")
+    assert rows.loc["coco:2:11", "image_url"] == "http://h/val2017/sub/b.jpg"
+    for flag in ("is_group", "is_truncated", "is_occluded", "is_depiction"):
+        assert rows[flag].isna().all()  # COCO has no such flags
+    assert rows["rotation"].isna().all()
+
+
+def test_no_url_template_gives_empty_urls(tmp_path):
+    rows = read(write_instances(tmp_path / "i.json"), tmp_path)
+    assert rows["image_url"].tolist() == ["", "", "", ""]
+
+
+def test_category_names_match_case_insensitively_and_keep_the_file_spelling(tmp_path):
+    path = write_instances(tmp_path / "i.json")
+    rows = read(path, tmp_path, categories=("GIRAFFE", "zebra"))
+    assert rows.set_index("box_id")["category"].to_dict() == {
+        "coco:1:10": "giraffe",
+        "coco:1:14": "giraffe",
+        "coco:2:11": "giraffe",
+        "coco:2:12": "Zebra",
+        "coco:3:13": "giraffe",
+    }
+    assert read(path, tmp_path, categories=("Zebra",))["box_id"].tolist() == ["coco:2:12"]
+
+
+def test_a_category_without_boxes_gives_an_empty_table(tmp_path):
+    rows = read(write_instances(tmp_path / "i.json"), tmp_path, categories=("person",))
+    assert rows.empty and list(rows.columns) == COLUMNS
+
+
+def test_source_and_string_ids_make_the_box_id(tmp_path):
+    images = [{"id": "img-7", "file_name": "x/y.png", "width": 50, "height": 40}]
+    anns = [{"id": 99, "image_id": "img-7", "category_id": 25, "bbox": [1, 2, 3, 4]}]
+    path = write_instances(tmp_path / "i.json", images=images, annotations=anns)
+    rows = read_boxes(path, tmp_path / "d", ("giraffe",), "mysrc", "train")
+    assert rows["box_id"].tolist() == ["mysrc:img-7:99"]
+    assert rows.loc[0, "image_id"] == "img-7" and rows.loc[0, "source"] == "mysrc"
+    assert rows.loc[0, "image_path"] == str(tmp_path / "d" / "x" / "y.png")
+    assert [rows.loc[0, c] for c in ("x0", "y0", "x1", "y1")] == [1.0, 2.0, 4.0, 6.0]
+
+
+def test_backslashes_in_file_names_are_folders(tmp_path):
+    images = [{"id": 1, "file_name": "sub\\b.jpg", "width": 50, "height": 40}]
+    anns = [{"id": 1, "image_id": 1, "category_id": 25, "bbox": [1, 2, 3, 4]}]
+    path = write_instances(tmp_path / "i.json", images=images, annotations=anns)
+    assert read(path, tmp_path)["image_path"].tolist() == [str(tmp_path / "sub" / "b.jpg")]
+
+
+def test_category_ids_in_the_order_asked(tmp_path):
+    path = write_instances(tmp_path / "i.json")
+    coco = _index(load_instances(path))
+    assert category_ids(coco, ("zebra", "Giraffe", "PERSON"), path) == [24, 25, 1]
+
+
+def test_load_instances_returns_the_parsed_file(tmp_path):
+    path = write_instances(tmp_path / "i.json")
+    assert load_instances(path) == instances()
+
+
+# --- errors: each names the file and, where there is one, the record --------------------------
+
+
+def test_invalid_json_names_the_file(tmp_path):
+    (tmp_path / "broken.json").write_text('{"images": [')
+    with pytest.raises(CocoFormatError, match=r"broken\.json: not valid JSON"):
+        read(tmp_path / "broken.json", tmp_path)
+
+
+def test_a_top_level_list_is_refused(tmp_path):
+    path = write_instances(tmp_path / "list.json", data=[1, 2])
+    with pytest.raises(CocoFormatError, match=r"list\.json: top level: must be an object"):
+        read(path, tmp_path)
+
+
+@pytest.mark.parametrize("key", ["images", "annotations", "categories"])
+def test_a_missing_list_is_named(tmp_path, key):
+    data = instances()
+    del data[key]
+    path = write_instances(tmp_path / "partial.json", data=data)
+    with pytest.raises(CocoFormatError, match=rf"partial\.json: {key}: missing or not a list"):
+        read(path, tmp_path)
+    data[key] = {"not": "a list"}
+    write_instances(path, data=data)
+    with pytest.raises(CocoFormatError, match=rf"partial\.json: {key}: missing or not a list"):
+        read(path, tmp_path)
+
+
+def with_annotation(index: int, **changes) -> dict:
+    anns = copy.deepcopy(ANNOTATIONS)
+    anns[index].update(changes)
+    return instances(annotations=anns)
+
+
+def with_image(index: int, **changes) -> dict:
+    images = copy.deepcopy(IMAGES)
+    images[index].update(changes)
+    return instances(images=images)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (with_annotation(1, image_id=99), r"annotations\[1\] \(id=11\): unknown image_id 99"),
+        (with_annotation(0, bbox=[1, 2, 3]), r"annotations\[0\] \(id=10\): bbox must be 4 finite"),
+        (with_annotation(2, bbox=[0, 0, float("nan"), 1]), r"annotations\[2\] \(id=12\): bbox"),
+        (with_annotation(2, bbox=[0, 0, float("inf"), 1]), r"annotations\[2\] \(id=12\): bbox"),
+        (with_annotation(3, bbox=[0, "5", 1, 1]), r"annotations\[3\] \(id=13\): bbox.*'5'"),
+        (with_annotation(3, bbox=[0, True, 1, 1]), r"annotations\[3\] \(id=13\): bbox"),
+        (with_annotation(0, bbox=None), r"annotations\[0\] \(id=10\): bbox.*None"),
+        (with_annotation(4, id=11), r"annotations\[4\] \(id=11\): id missing or duplicate"),
+        (with_annotation(1, category_id=7), r"annotations\[1\] \(id=11\): unknown category_id 7"),
+        (instances(annotations=[*ANNOTATIONS, 5]), r"annotations\[5\] \(id=\?\): not an object"),
+        (with_image(1, width=0), r"images\[1\] \(id=2\): width must be a positive integer, got 0"),
+        (with_image(2, height=10.5), r"images\[2\] \(id=3\): height must be a positive integer"),
+        (with_image(0, file_name=None), r"images\[0\] \(id=1\): file_name missing"),
+        (with_image(2, id=1), r"images\[2\] \(id=1\): duplicate image id"),
+        (with_image(0, id=None), r"images\[0\] \(id=None\): id missing"),
+        (instances(categories=[*CATEGORIES, {"id": 3}]), r"categories\[3\]: needs id and name"),
+    ],
+)
+def test_malformed_records_are_named_with_the_file(tmp_path, data, message):
+    path = write_instances(tmp_path / "bad_instances.json", data=data)
+    with pytest.raises(CocoFormatError, match=message) as err:
+        read(path, tmp_path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_nan_written_as_a_json_literal_is_refused(tmp_path):
+    text = json.dumps(instances()).replace("[10.5, 20.0, 100.0, 50.25]", "[10.5, NaN, 100.0, 1]")
+    assert "NaN" in text
+    (tmp_path / "nan.json").write_text(text)
+    with pytest.raises(CocoFormatError, match=r"nan\.json: annotations\[0\] \(id=10\): bbox"):
+        read(tmp_path / "nan.json", tmp_path)
+
+
+def test_unknown_category_name_lists_the_available_ones(tmp_path):
+    path = write_instances(tmp_path / "cats.json")
+    with pytest.raises(CocoFormatError) as err:
+        read(path, tmp_path, categories=("giraffe", "Okapi"))
+    assert str(err.value) == (
+        f"{path}: no category named ['Okapi']; it has ['giraffe', 'person', 'zebra']"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["/etc/passwd", "../outside.jpg", "sub/../../outside.jpg", "..\\evil.jpg", "C:\\x.jpg"]
+)
+def test_file_names_that_leave_the_image_folder_are_refused(tmp_path, name):
+    path = write_instances(tmp_path / "unsafe.json", data=with_image(2, file_name=name))
+    with pytest.raises(UnsafePathError) as err:
+        read(path, tmp_path / "img")
+    assert isinstance(err.value, ValueError)
+    message = str(err.value)
+    assert message.startswith(f"{path}: image id=3: ") and repr(name) in message
+
+
+def test_an_unsafe_name_of_an_image_without_wanted_boxes_is_not_read(tmp_path):
+    """Only images holding the wanted categories are joined; the others are never opened."""
+    path = write_instances(tmp_path / "i.json", data=with_image(2, file_name="/etc/passwd"))
+    assert read(path, tmp_path, categories=("zebra",))["box_id"].tolist() == ["coco:2:12"]
