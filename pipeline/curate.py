@@ -28,6 +28,12 @@ FIELDS = [
     "source",
     "category",
     "image_id",
+    "image_width",
+    "image_height",
+    "is_group",
+    "is_depiction",
+    "is_truncated",
+    "is_occluded",
     "accepted",
     "reason",
     "detail",
@@ -88,6 +94,13 @@ def build_dataset(
     dataset = fo.Dataset(name, persistent=True, overwrite=True)
     for field in ("reason", "detail"):  # declared, so they exist even when no crop was rejected
         dataset.add_sample_field(field, fo.StringField)
+    for field in (
+        "is_group",
+        "is_depiction",
+        "is_truncated",
+        "is_occluded",
+    ):  # None: source has no such flag
+        dataset.add_sample_field(field, fo.BooleanField)
     dataset.add_samples(samples, progress=False)
     write_json(
         {

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,40 +23,55 @@ import requests
 from pipeline.io import atomic_path, file_digest
 from pipeline.progress import progress
 
+__all__ = [
+    "DownloadError",
+    "DownloadJob",
+    "DownloadResult",
+    "DownloadSettings",
+    "fetch",
+    "fetch_all",
+    "file_digest",
+    "hosts_of",
+]
+
 log = logging.getLogger(__name__)
-CHUNK = 1 << 16  # small enough that a dropped transfer keeps most of its bytes
-RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+# Smaller than 1 MiB on purpose: when a connection drops, the bytes of the chunk being read are
+# lost, so a small chunk keeps nearly all of what arrived for the resume.
+CHUNK = 1 << 16
+MAX_WAIT = 30.0  # seconds: cap of the backoff, and the longest Retry-After honoured
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+OnBytes = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    workers: int = 8
-    per_host: int = 4
-    retries: int = 4
-    backoff: float = 0.5
-    timeout: float = 30.0
-    max_failure_fraction: float = 0.0
+    workers: int = 8  # threads in total
+    per_host: int = 4  # concurrent connections per host
+    retries: int = 4  # attempts after the first
+    backoff: float = 0.5  # seconds before retry k (from 0): backoff * 2**k, at most MAX_WAIT
+    timeout: float = 30.0  # connect and read timeout per request (seconds)
+    max_failure_fraction: float = 0.0  # fetch_all raises DownloadError above this
     allowed_schemes: tuple[str, ...] = ("http", "https")
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # empty: any host
 
 
 @dataclass(frozen=True)
 class DownloadJob:
     url: str
     dest: Path
-    sha256: str | None = None
-    md5: str | None = None
-    size: int | None = None
+    sha256: str | None = None  # hex
+    md5: str | None = None  # hex
+    size: int | None = None  # bytes
 
 
 @dataclass
 class DownloadResult:
     job: DownloadJob
     ok: bool
-    status: int | None
-    reason: str
-    nbytes: int
-    skipped: bool = False
+    status: int | None  # last HTTP status; None after a network error or a refusal
+    reason: str  # '' when ok
+    nbytes: int  # size of the file at `dest` when ok, else 0
+    skipped: bool = False  # `dest` was already there
 
 
 class DownloadError(RuntimeError):
@@ -63,29 +79,41 @@ class DownloadError(RuntimeError):
 
 
 class _Failure(Exception):
-    def __init__(self, reason: str, status: int | None = None, retry: bool = True):
+    """One failed attempt. `discard`: the partial bytes are wrong, never resume from them."""
+
+    def __init__(
+        self,
+        reason: str,
+        status: int | None = None,
+        retry: bool = True,
+        discard: bool = False,
+        wait: float = 0.0,
+    ):
         super().__init__(reason)
         self.reason, self.status, self.retry = reason, status, retry
+        self.discard, self.wait = discard, wait
 
 
-_host_slots: dict[str, threading.BoundedSemaphore] = {}
+_host_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _host_lock = threading.Lock()
 
 
 def _slot(host: str, limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore that limits connections to `host` to `limit`."""
     with _host_lock:
-        key = f"{host}#{limit}"
+        key = (host, max(1, limit))
         if key not in _host_slots:
-            _host_slots[key] = threading.BoundedSemaphore(limit)
+            _host_slots[key] = threading.BoundedSemaphore(key[1])
         return _host_slots[key]
 
 
 def hosts_of(*urls: str) -> tuple[str, ...]:
     """The host names of `urls`: what a source may contact, given the URLs in its config."""
-    return tuple(sorted({urlsplit(u).hostname for u in urls if urlsplit(u).hostname}))
+    return tuple(sorted({h for u in urls if (h := urlsplit(u).hostname)}))
 
 
 def _refusal(url: str, s: DownloadSettings) -> str:
+    """Why `url` may not be contacted, or '' if it may."""
     parts = urlsplit(url)
     if parts.scheme not in s.allowed_schemes:
         return f"scheme {parts.scheme!r} not allowed (allowed: {', '.join(s.allowed_schemes)})"
@@ -97,136 +125,230 @@ def _refusal(url: str, s: DownloadSettings) -> str:
 
 
 def _verify(path: Path, job: DownloadJob) -> None:
-    """Raise _Failure if the file's size or checksums differ from the job's."""
-    if job.size is not None and path.stat().st_size != job.size:
-        raise _Failure(f"size mismatch: expected {job.size} bytes, got {path.stat().st_size}")
+    """Raise _Failure (discard) if the file's size or checksums differ from the job's."""
+    size = path.stat().st_size
+    if job.size is not None and size != job.size:
+        raise _Failure(f"size mismatch: expected {job.size} bytes, got {size}", discard=True)
     for algorithm in ("sha256", "md5"):
         expected = getattr(job, algorithm)
         if expected:
             got = file_digest(path, algorithm)
             if got.lower() != expected.lower():
-                raise _Failure(f"{algorithm} mismatch: expected {expected}, got {got}")
+                raise _Failure(f"{algorithm} mismatch: expected {expected} got {got}", discard=True)
+
+
+def _retry_after(response: requests.Response) -> float:
+    """Seconds the server asks us to wait (Retry-After in seconds, if at most MAX_WAIT)."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() and int(value) <= MAX_WAIT else 0.0
+
+
+def _content_range(response: requests.Response) -> tuple[int | None, int | None]:
+    """(first byte, total size) from Content-Range; None where absent or '*'."""
+    match = re.match(
+        r"bytes\s+(\d+|\*)(?:-\d+)?/(\d+|\*)", response.headers.get("Content-Range", "")
+    )
+    if not match:
+        return None, None
+    first, total = match.groups()
+    return (int(first) if first.isdigit() else None), (int(total) if total.isdigit() else None)
+
+
+def _check_416(response: requests.Response, offset: int, job: DownloadJob) -> None:
+    """416 to a Range request: fine only if the part can be whole (then _verify decides)."""
+    _, total = _content_range(response)
+    checkable = job.size is not None or job.sha256 or job.md5
+    if not offset or (total is not None and total != offset) or (total is None and not checkable):
+        raise _Failure("HTTP 416: partial file does not fit", 416, retry=bool(offset), discard=True)
+
+
+def _stream(response: requests.Response, part: Path, offset: int, on_bytes: OnBytes) -> None:
+    """Write the body to `part` (appending at `offset`); check it against Content-Length."""
+    expected = response.headers.get("Content-Length")
+    written = 0
+    with open(part, "ab" if offset else "wb") as handle:
+        for chunk in response.iter_content(CHUNK):
+            handle.write(chunk)
+            written += len(chunk)
+            on_bytes(len(chunk))
+    if expected and expected.isdigit() and written != int(expected):
+        raise _Failure(
+            f"connection closed after {written} of {expected} bytes", response.status_code
+        )
 
 
 def _transfer(
-    job: DownloadJob, part: Path, s: DownloadSettings, session: requests.Session, on_bytes
+    job: DownloadJob, part: Path, s: DownloadSettings, session: requests.Session, on_bytes: OnBytes
 ) -> int:
-    """One attempt: append to `part` from where it stops. Returns the last HTTP status."""
+    """One attempt: fill `part` from where it stops. Returns the HTTP status."""
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
-    with session.get(
-        job.url, headers=headers, stream=True, timeout=s.timeout, allow_redirects=True
-    ) as response:
+    if job.size is not None and offset > job.size:
+        offset = 0  # longer than the file can be: start again
+    # identity: byte ranges and Content-Length then count the bytes that land on disk
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    with session.get(job.url, headers=headers, stream=True, timeout=s.timeout) as response:
         status = response.status_code
-        if status == 416:  # the part is already whole (or the server disagrees): check it below
+        if status == 416:
+            _check_416(response, offset, job)
             return status
         if status not in (200, 206):
-            raise _Failure(f"HTTP {status}", status, retry=status in RETRY_STATUS)
-        if status == 200 and offset:
-            offset = 0  # the server ignored the Range header: start again
-        expected = response.headers.get("Content-Length")
-        written = 0
-        with open(part, "ab" if offset else "wb") as handle:
-            for chunk in response.iter_content(CHUNK):
-                handle.write(chunk)
-                written += len(chunk)
-                on_bytes(len(chunk))
-        if expected is not None and written != int(expected):
-            raise _Failure(f"connection closed after {written} of {expected} bytes", status)
+            retry = status in RETRY_STATUS
+            raise _Failure(f"HTTP {status}", status, retry, wait=_retry_after(response))
+        if status == 206 and _content_range(response)[0] != offset:
+            raise _Failure("HTTP 206 for a range we did not ask for", status, discard=True)
+        _stream(response, part, offset if status == 206 else 0, on_bytes)
         return status
 
 
-def fetch(
-    job: DownloadJob,
-    s: DownloadSettings,
-    session: requests.Session | None = None,
-    on_bytes=lambda n: None,
+def _network_reason(err: requests.RequestException, s: DownloadSettings) -> str:
+    if isinstance(err, requests.Timeout) or "timed out" in str(err).lower():
+        return f"timeout after {s.timeout} s"
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return f"connection dropped: {err}"
+    return f"network error: {type(err).__name__}: {err}"
+
+
+def _present(dest: Path, job: DownloadJob) -> bool:
+    """Whether `dest` is there and matches the job; a mismatching file is removed."""
+    if not dest.exists():
+        return False
+    try:
+        _verify(dest, job)
+        return True
+    except _Failure as err:
+        log.warning("%s: %s; fetching it again", dest, err.reason)
+        dest.unlink()
+        return False
+
+
+def _attempts(
+    job: DownloadJob, dest: Path, s: DownloadSettings, session: requests.Session, on_bytes: OnBytes
 ) -> DownloadResult:
-    """Fetch one file (or keep it if it is already there), with retries and resume."""
-    dest = Path(job.dest)
-    if dest.exists():
-        try:
-            _verify(dest, job)
-            return DownloadResult(job, True, None, "", 0, skipped=True)
-        except _Failure as err:
-            log.warning("%s: %s; fetching it again", dest, err.reason)
-            dest.unlink()
-    refusal = _refusal(job.url, s)
-    if refusal:
-        return DownloadResult(job, False, None, refusal, 0)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    session = session or requests.Session()
-    status, reason = None, ""
+    host = urlsplit(job.url).hostname or ""
+    status, reason, wait = None, "", 0.0
     for attempt in range(s.retries + 1):
         if attempt:
-            time.sleep(min(s.backoff * 2 ** (attempt - 1), 30.0))
+            time.sleep(max(min(s.backoff * 2 ** (attempt - 1), MAX_WAIT), wait))
+        wait = 0.0
         try:
-            with _slot(urlsplit(job.url).hostname or "", s.per_host):
+            with _slot(host, s.per_host):
                 status = _transfer(job, part, s, session, on_bytes)
             _verify(part, job)
             nbytes = part.stat().st_size
             os.replace(part, dest)
             return DownloadResult(job, True, status, "", nbytes)
         except _Failure as err:
-            status, reason = err.status or status, err.reason
-            if "mismatch" in reason or status == 416:
-                part.unlink(missing_ok=True)  # wrong bytes: never resume from them
+            status = err.status if err.status is not None else status
+            reason, wait = err.reason, err.wait
+            if err.discard:
+                part.unlink(missing_ok=True)
             if not err.retry:
                 break
-        except requests.Timeout:
-            reason = f"timeout after {s.timeout} s"
-        except requests.RequestException as err:
-            reason = f"network error: {type(err).__name__}: {err}"
+        except requests.RequestException as err:  # the part stays, to resume from
+            status, reason = None, _network_reason(err, s)
         except FileNotFoundError:  # the part vanished under us (another process): start over
-            reason = "partial file vanished"
+            status, reason = None, "partial file vanished"
     return DownloadResult(job, False, status, reason, 0)
 
 
+def fetch(
+    job: DownloadJob,
+    settings: DownloadSettings,
+    session: requests.Session | None = None,
+    on_bytes: OnBytes | None = None,
+) -> DownloadResult:
+    """Fetch one file (or keep it if it is already there), with retries and resume.
+
+    `on_bytes(n)` is called for every chunk written (progress counting).
+    """
+    dest = Path(job.dest)
+    if _present(dest, job):
+        return DownloadResult(job, True, None, "", dest.stat().st_size, skipped=True)
+    refusal = _refusal(job.url, settings)
+    if refusal:
+        return DownloadResult(job, False, None, refusal, 0)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    own = session is None
+    session = session or requests.Session()
+    try:
+        return _attempts(job, dest, settings, session, on_bytes or (lambda n: None))
+    finally:
+        if own:
+            session.close()
+
+
 def _write_failures(results: Sequence[DownloadResult], path: Path) -> None:
+    """TSV of the failed results (url, dest, status, reason), header only if none failed."""
     with atomic_path(path) as tmp, open(tmp, "w") as handle:
         handle.write("url\tdest\tstatus\treason\n")
         for r in results:
             if not r.ok:
-                reason = r.reason.replace("\t", " ").replace("\n", " ")
+                reason = " ".join(r.reason.split())
                 handle.write(f"{r.job.url}\t{r.job.dest}\t{r.status or ''}\t{reason}\n")
 
 
-def fetch_all(
-    jobs: Sequence[DownloadJob],
-    s: DownloadSettings,
-    failures_path: Path | None = None,
-    desc: str = "download",
-) -> list[DownloadResult]:
-    """Fetch many files in parallel; fail only above `s.max_failure_fraction` failed files."""
-    if not jobs:
-        if failures_path:
-            _write_failures([], failures_path)
-        return []
+def _unique(jobs: Sequence[DownloadJob]) -> dict[Path, DownloadJob]:
+    """One job per destination (two threads must never write the same .part)."""
+    by_dest: dict[Path, DownloadJob] = {}
+    for job in jobs:
+        first = by_dest.setdefault(Path(job.dest), job)
+        if first.url != job.url:
+            raise ValueError(f"two URLs for one file {job.dest}: {first.url} and {job.url}")
+    return by_dest
+
+
+def _fetch_parallel(
+    jobs: Sequence[DownloadJob], s: DownloadSettings, desc: str
+) -> tuple[list[DownloadResult], int]:
+    """Fetch `jobs` on `s.workers` threads (one Session each); returns (results, bytes)."""
     local = threading.local()
-    bar = progress(total=len(jobs), desc=desc, unit="file")
     lock, totals = threading.Lock(), {"bytes": 0, "failed": 0}
 
     def count_bytes(n: int) -> None:
         with lock:
             totals["bytes"] += n
 
-    def one(job: DownloadJob) -> DownloadResult:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        result = fetch(job, s, local.session, count_bytes)
-        with lock:
-            totals["failed"] += not result.ok
-            bar.set_postfix(
-                MB=f"{totals['bytes'] / 1e6:.1f}", failed=totals["failed"], refresh=False
-            )
-            bar.update(1)
-        return result
+    with progress(total=len(jobs), desc=desc, unit="file") as bar:
 
+        def one(job: DownloadJob) -> DownloadResult:
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+            result = fetch(job, s, local.session, count_bytes)
+            with lock:
+                totals["failed"] += not result.ok
+                mb = f"{totals['bytes'] / 1e6:.1f}"
+                bar.set_postfix(MB=mb, failed=totals["failed"], refresh=False)
+                bar.update(1)
+            return result
+
+        with ThreadPoolExecutor(max(1, s.workers), thread_name_prefix=desc) as pool:
+            results = list(pool.map(one, jobs))
+    return results, totals["bytes"]
+
+
+def fetch_all(
+    jobs: Sequence[DownloadJob],
+    settings: DownloadSettings,
+    failures_path: Path | None = None,
+    desc: str = "download",
+) -> list[DownloadResult]:
+    """Fetch many files in parallel, one result per job in order.
+
+    Failures go to `failures_path` (TSV); raises DownloadError if the failed fraction of jobs is
+    above `settings.max_failure_fraction`.
+    """
+    if not jobs:
+        if failures_path:
+            _write_failures([], failures_path)
+        return []
     started = time.perf_counter()
-    with ThreadPoolExecutor(max(1, s.workers)) as pool:
-        results = list(pool.map(one, jobs))
-    bar.close()
+    unique = _unique(jobs)
+    fetched, nbytes = _fetch_parallel(list(unique.values()), settings, desc)
+    by_dest = {Path(r.job.dest): r for r in fetched}
+    results = [replace(by_dest[Path(j.dest)], job=j) for j in jobs]
     failed = [r for r in results if not r.ok]
     skipped = sum(r.skipped for r in results)
     log.info(
@@ -235,17 +357,17 @@ def fetch_all(
         len(results) - len(failed) - skipped,
         skipped,
         len(failed),
-        totals["bytes"] / 1e6,
+        nbytes / 1e6,
         time.perf_counter() - started,
     )
     if failures_path:
         _write_failures(results, failures_path)
     for r in failed[:5]:
         log.warning("failed: %s (%s)", r.job.url, r.reason)
-    if len(failed) / len(jobs) > s.max_failure_fraction:
+    if len(failed) / len(jobs) > settings.max_failure_fraction:
         where = f"; the list is in {failures_path}" if failures_path else ""
         raise DownloadError(
             f"{desc}: {len(failed)} of {len(jobs)} downloads failed, more than the allowed "
-            f"max_failure_fraction {s.max_failure_fraction}{where}"
+            f"max_failure_fraction {settings.max_failure_fraction}{where}"
         )
     return results

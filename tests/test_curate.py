@@ -56,7 +56,7 @@ def test_tags_set_in_fiftyone_become_exclusions_and_rerun_only_shards_and_after(
         f"from pipeline.curate import fiftyone; fo = fiftyone(); "
         f"print(sorted(fo.load_dataset({DATASET!r}).get_field_schema()))",
     )
-    for field in ("accepted", "reason", "sharpness", "source", "box"):
+    for field in ("accepted", "reason", "sharpness", "source", "box", "is_truncated"):
         assert f"'{field}'" in fields
 
     tagged = json.loads(in_workdir(demo_copy, TAG_THREE))

@@ -205,7 +205,9 @@ def _loop(
                 line.update(step=step, images_per_s=round(count * s.batch_size / elapsed, 1))
                 log_file.write(json.dumps(line, sort_keys=True) + "\n")
                 log_file.flush()
-                bar.set_postfix(D=line["loss_d"], G=line["loss_g"], img_s=line["images_per_s"])
+                bar.set_postfix(
+                    D=line["loss_d"], G=line["loss_g"], img_s=line["images_per_s"], refresh=False
+                )
                 log.info(
                     "step %d  loss_d %.4f  loss_g %.4f  D(x) %.3f  D(G(z)) %.3f  %.0f img/s",
                     step,
