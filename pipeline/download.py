@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pandas as pd
 import requests
 
 from pipeline.io import atomic_path, file_digest
@@ -371,3 +372,26 @@ def fetch_all(
             f"max_failure_fraction {settings.max_failure_fraction}{where}"
         )
     return results
+
+
+def fetch_images(
+    rows: pd.DataFrame, settings: DownloadSettings, failures: Path, desc: str
+) -> pd.DataFrame:
+    """Fetch each distinct `image_url` of `rows` to its `image_path` once; return the rows whose
+    image arrived (the others are listed in `failures`)."""
+    images = rows.drop_duplicates("image_path")
+    jobs = [
+        DownloadJob(u, Path(p))
+        for u, p in zip(images["image_url"], images["image_path"], strict=True)
+    ]
+    results = fetch_all(jobs, settings, failures_path=failures, desc=desc)
+    arrived = {str(r.job.dest) for r in results if r.ok}
+    kept = rows[rows["image_path"].isin(arrived)].reset_index(drop=True)
+    if len(kept) < len(rows):
+        log.warning(
+            "%s: %d boxes dropped, their image could not be fetched (see %s)",
+            desc,
+            len(rows) - len(kept),
+            failures,
+        )
+    return kept

@@ -2,7 +2,7 @@
 
 `read_boxes` turns an instances JSON into rows of the boxes table, through pycocotools' index, with
 every record checked first so that a malformed file stops with the file and record named.
-`download_annotations` and `fetch_images` fetch COCO's annotation archive and only the images that
+`download_annotations` and `coco_boxes` fetch COCO's annotation archive and only the images that
 hold the experiment's category.
 """
 
@@ -23,7 +23,7 @@ from pycocotools.coco import COCO
 from pipeline.archive import UnsafePathError, safe_extract, safe_join
 from pipeline.boxes import normalise
 from pipeline.config import CocoSettings
-from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
 
 log = logging.getLogger(__name__)
 
@@ -192,25 +192,6 @@ def download_annotations(
             extracted.replace(path)
 
 
-def fetch_images(boxes: pd.DataFrame, download: DownloadSettings, failures: Path) -> pd.DataFrame:
-    """Download each distinct image of `boxes` once; return the rows whose image arrived."""
-    images = boxes.drop_duplicates("image_path")
-    jobs = [
-        DownloadJob(url, Path(path))
-        for url, path in zip(images["image_url"], images["image_path"], strict=True)
-    ]
-    results = fetch_all(jobs, download, failures_path=failures, desc="COCO images")
-    ok = {str(r.job.dest) for r in results if r.ok}
-    kept = boxes[boxes["image_path"].isin(ok)].reset_index(drop=True)
-    if len(kept) < len(boxes):
-        log.warning(
-            "COCO: %d boxes dropped, their image could not be fetched (see %s)",
-            len(boxes) - len(kept),
-            failures,
-        )
-    return kept
-
-
 def coco_boxes(
     settings: CocoSettings,
     instances: dict[str, Path],
@@ -232,6 +213,5 @@ def coco_boxes(
         for split in settings.splits
     ]
     boxes = normalise(pd.concat(parts, ignore_index=True))
-    return fetch_images(
-        boxes, replace(download, allowed_hosts=hosts_of(settings.image_base_url)), failures
-    )
+    allowed = replace(download, allowed_hosts=hosts_of(settings.image_base_url))
+    return fetch_images(boxes, allowed, failures, "COCO images")

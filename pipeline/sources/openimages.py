@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline.archive import safe_join
 from pipeline.boxes import normalise
-from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
 
 log = logging.getLogger(__name__)
 BOX_COLUMNS = [
@@ -246,14 +246,9 @@ def openimages_boxes(
     failures: Path,
 ) -> pd.DataFrame:
     selected = select(s, files, categories, image_root)
-    images = selected.drop_duplicates("image_path")
-    jobs = [
-        DownloadJob(u, Path(p))
-        for u, p in zip(images["image_url"], images["image_path"], strict=True)
-    ]
-    download = replace(download, allowed_hosts=hosts_of(s.image_base_url))
-    results = fetch_all(jobs, download, failures_path=failures, desc="OpenImages images")
-    sizes, bad = image_sizes([str(r.job.dest) for r in results if r.ok])
+    allowed = replace(download, allowed_hosts=hosts_of(s.image_base_url))
+    arrived = fetch_images(selected, allowed, failures, "OpenImages images")
+    sizes, bad = image_sizes(list(arrived["image_path"].unique()))
     if bad:
         with open(failures, "a") as handle:
             handle.writelines(f"\t{path}\t\t{reason}\n" for path, reason in bad)

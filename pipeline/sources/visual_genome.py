@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.archive import safe_extract, safe_join
 from pipeline.boxes import normalise
-from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
 
 log = logging.getLogger(__name__)
 
@@ -214,14 +214,5 @@ def visual_genome_boxes(
     failures: Path,
 ) -> pd.DataFrame:
     boxes = read_boxes(s, image_data, objects, image_root, categories, drop_coco_images)
-    download = replace(
-        download, allowed_hosts=hosts_of(s.image_base_url)
-    )  # nothing else, whatever the JSON says
-    images = boxes.drop_duplicates("image_path")
-    jobs = [
-        DownloadJob(u, Path(p))
-        for u, p in zip(images["image_url"], images["image_path"], strict=True)
-    ]
-    results = fetch_all(jobs, download, failures_path=failures, desc="Visual Genome images")
-    ok = {str(r.job.dest) for r in results if r.ok}
-    return boxes[boxes["image_path"].isin(ok)].reset_index(drop=True)
+    allowed = replace(download, allowed_hosts=hosts_of(s.image_base_url))  # whatever the JSON says
+    return fetch_images(boxes, allowed, failures, "Visual Genome images")
