@@ -69,6 +69,16 @@ class TrainSettings:
     sample_every: int = 1000
     log_every: int = 50
     device: str = "auto"
+    loss: str = "bce"
+    label_smoothing: float = 0.0
+    d_norm: str = "batch"
+    n_critic: int = 1
+    gp_weight: float = 10.0
+    r1_gamma: float = 0.0
+    ema_decay: float = 0.0
+    diffaugment: tuple[str, ...] = ()
+    alarm_accuracy: float = 0.99
+    alarm_steps: int = 500
 
 
 @dataclass(frozen=True)

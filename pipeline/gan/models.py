@@ -21,6 +21,7 @@ class ModelConfig:
     ngf: int = 64
     ndf: int = 64
     channels: int = 3
+    d_norm: str = "batch"  # batch, spectral (SN-GAN: no batch norm) or none (for WGAN-GP)
 
     @property
     def n_up(self) -> int:
@@ -69,25 +70,29 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Returns one logit per image."""
+    """Returns one logit per image. `d_norm`: batch norm (DCGAN), spectral norm on every
+    convolution and no batch norm (SN-GAN), or neither (what a gradient penalty needs)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        if cfg.d_norm not in ("batch", "spectral", "none"):
+            raise ValueError(f"d_norm must be batch, spectral or none, got {cfg.d_norm!r}")
+        sn = nn.utils.parametrizations.spectral_norm if cfg.d_norm == "spectral" else (lambda m: m)
         width = cfg.ndf
         layers: list[nn.Module] = [
-            nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False),
+            sn(nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False)),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for _ in range(cfg.n_up - 1):
-            layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            layers.append(sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)))
+            if cfg.d_norm == "batch":
+                layers.append(nn.BatchNorm2d(width * 2))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
             width *= 2
-        layers += [nn.Conv2d(width, 1, 4, 1, 0, bias=False)]
+        layers += [sn(nn.Conv2d(width, 1, 4, 1, 0, bias=False))]
         self.main = nn.Sequential(*layers)
-        self.apply(init_weights)
+        if cfg.d_norm != "spectral":
+            self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).flatten()

@@ -14,9 +14,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from pipeline.config import TrainSettings, fingerprint
+from pipeline.gan.augment import diff_augment
+from pipeline.gan.ema import EMA
+from pipeline.gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
 from pipeline.gan.models import Discriminator, Generator, ModelConfig
 from pipeline.io import atomic_path
 from pipeline.progress import progress
@@ -45,50 +47,75 @@ class Trainer:
     """The models, optimisers and data of one run, and one training step."""
 
     def __init__(self, s: TrainSettings, images: torch.Tensor, image_size: int, seed: int, device):
+        if s.loss == "wgan-gp" and s.d_norm == "batch":
+            raise ValueError(
+                "loss wgan-gp needs train.d_norm spectral or none: its penalty is per image, batch norm mixes them"
+            )
         torch.manual_seed(seed)
         self.s, self.device = s, device
-        self.model_config = ModelConfig(image_size=image_size, nz=s.nz, ngf=s.ngf, ndf=s.ndf)
+        self.model_config = ModelConfig(
+            image_size=image_size, nz=s.nz, ngf=s.ngf, ndf=s.ndf, d_norm=s.d_norm
+        )
         self.G = Generator(self.model_config).to(device)
         self.D = Discriminator(self.model_config).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=(s.beta1, s.beta2))
+        self.ema = EMA(self.G, s.ema_decay) if s.ema_decay > 0 else None
         self.sampler = BatchSampler(images.to(device), s.batch_size, seed, s.hflip)
         self.fixed_z = torch.randn(64, s.nz, generator=torch.Generator().manual_seed(seed + 1)).to(
             device
         )
         self.step = 0
 
-    def train_step(self) -> dict[str, torch.Tensor]:
+    def critic(self, images: torch.Tensor) -> torch.Tensor:
+        """D's logits on (augmented) images."""
+        return self.D(diff_augment(images, self.s.diffaugment) if self.s.diffaugment else images)
+
+    def d_step(self) -> tuple[torch.Tensor, ...]:
+        s = self.s
         real = self.sampler()
-        z = torch.randn(real.shape[0], self.s.nz, device=self.device)
-        fake = self.G(z)
-        logits_real, logits_fake = self.D(real), self.D(fake.detach())
-        loss_d = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
-        loss_d = loss_d + F.binary_cross_entropy_with_logits(
-            logits_fake, torch.zeros_like(logits_fake)
-        )
+        fake = self.G(torch.randn(real.shape[0], s.nz, device=self.device))
+        logits_real, logits_fake = self.critic(real), self.critic(fake.detach())
+        loss_d = d_loss(s.loss, logits_real, logits_fake, s.label_smoothing)
+        if s.loss == "wgan-gp":
+            loss_d = loss_d + s.gp_weight * gradient_penalty(self.D, real, fake)
+        if s.r1_gamma > 0:
+            loss_d = loss_d + s.r1_gamma / 2 * r1_penalty(self.D, real)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
+        return fake, loss_d, logits_real.detach(), logits_fake.detach()
 
-        logits_gen = self.D(fake)
-        loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+    def train_step(self) -> dict[str, torch.Tensor]:
+        for _ in range(self.s.n_critic):
+            fake, loss_d, logits_real, logits_fake = self.d_step()
+        loss_g = g_loss(self.s.loss, self.critic(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update(self.G)
         self.step += 1
         return {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(logits_real.detach()).mean(),
-            "d_fake": torch.sigmoid(logits_fake.detach()).mean(),
+            "d_real": torch.sigmoid(logits_real).mean(),
+            "d_fake": torch.sigmoid(logits_fake).mean(),
+            "acc_real": (logits_real > 0).float().mean(),
+            "acc_fake": (logits_fake < 0).float().mean(),
         }
+
+    @property
+    def sampling_generator(self):
+        """The EMA generator when there is one: samples and metrics use it."""
+        return self.ema.model if self.ema is not None else self.G
 
     def state_dict(self) -> dict:
         return {
             "step": self.step,
             "model_config": self.model_config.to_dict(),
             "generator": self.G.state_dict(),
+            "generator_ema": self.ema.model.state_dict() if self.ema is not None else None,
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -100,6 +127,8 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
         self.G.load_state_dict(state["generator"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["generator_ema"])
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
@@ -110,9 +139,11 @@ class Trainer:
 
     @torch.no_grad()
     def samples(self) -> torch.Tensor:
-        self.G.eval()
-        images = self.G(self.fixed_z)
-        self.G.train()
+        generator = self.sampling_generator
+        was_training = generator.training
+        generator.eval()
+        images = generator(self.fixed_z)
+        generator.train(was_training)
         return to_uint8(images)
 
 
@@ -179,11 +210,42 @@ def train(
     _loop(trainer, s, work_dir, running_stats, checkpoint, run_id)
     with atomic_path(model_path) as tmp:
         state = trainer.state_dict()
-        keep = ("step", "model_config", "generator", "discriminator")
-        torch.save({**{k: state[k] for k in keep}, "fingerprint": run_id, "seed": seed}, tmp)
+        keep = ("step", "model_config", "discriminator")
+        final = {k: state[k] for k in keep}
+        final["generator"] = trainer.sampling_generator.state_dict()  # what evaluation samples from
+        final["generator_raw"] = state["generator"]
+        torch.save({**final, "fingerprint": run_id, "seed": seed, "ema_decay": s.ema_decay}, tmp)
     with atomic_path(stats_path) as tmp:
         tmp.write_text(running_stats.read_text() if running_stats.exists() else "")
     return trainer
+
+
+class DiscriminatorAlarm:
+    """Warns (once per episode) when D is right on both real and fake images more often than
+    `accuracy` for `steps` steps in a row: G then gets vanishing gradients and stops learning."""
+
+    def __init__(self, accuracy: float, steps: int):
+        self.accuracy, self.steps = accuracy, steps
+        self.run, self.warned = 0, False
+
+    def update(self, step: int, window: int, acc_real: float, acc_fake: float) -> bool:
+        if acc_real >= self.accuracy and acc_fake >= self.accuracy:
+            self.run += window
+        else:
+            self.run, self.warned = 0, False
+        if self.run >= self.steps and not self.warned:
+            self.warned = True
+            log.warning(
+                "step %d: the discriminator has been right on %.1f%% of real and %.1f%% of fake images "
+                "for %d steps: the generator gets vanishing gradients. Try loss hinge or lsgan, "
+                "label_smoothing 0.1, d_norm spectral, a lower lr_d, or diffaugment.",
+                step,
+                100 * acc_real,
+                100 * acc_fake,
+                self.run,
+            )
+            return True
+        return False
 
 
 def _loop(
@@ -192,6 +254,7 @@ def _loop(
     bar = progress(total=s.steps, initial=trainer.step, desc="train", unit="step")
     window: dict[str, torch.Tensor] = {}
     count, started = 0, time.perf_counter()
+    alarm = DiscriminatorAlarm(s.alarm_accuracy, s.alarm_steps)
     with open(stats, "a") as log_file:
         while trainer.step < s.steps:
             for key, value in trainer.train_step().items():
@@ -209,14 +272,18 @@ def _loop(
                     D=line["loss_d"], G=line["loss_g"], img_s=line["images_per_s"], refresh=False
                 )
                 log.info(
-                    "step %d  loss_d %.4f  loss_g %.4f  D(x) %.3f  D(G(z)) %.3f  %.0f img/s",
+                    "step %d  loss_d %.4f  loss_g %.4f  D(x) %.3f  D(G(z)) %.3f  "
+                    "D right on real %.3f fake %.3f  %.0f img/s",
                     step,
                     line["loss_d"],
                     line["loss_g"],
                     line["d_real"],
                     line["d_fake"],
+                    line["acc_real"],
+                    line["acc_fake"],
                     line["images_per_s"],
                 )
+                alarm.update(step, count, line["acc_real"], line["acc_fake"])
                 window, count, started = {}, 0, time.perf_counter()
             if step % s.sample_every == 0 or step == s.steps:
                 save_grid(trainer.samples(), work_dir / "samples" / f"step_{step:07d}.png", nrow=8)
