@@ -79,6 +79,8 @@ class TrainSettings:
     diffaugment: tuple[str, ...] = ()
     alarm_accuracy: float = 0.99
     alarm_steps: int = 500
+    amp: str = "auto"
+    channels_last: str = "auto"
 
 
 @dataclass(frozen=True)

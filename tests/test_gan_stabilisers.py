@@ -104,6 +104,7 @@ VARIANTS = {
     "lsgan-r1": {"loss": "lsgan", "r1_gamma": 1.0},
     "wgan-gp": {"loss": "wgan-gp", "d_norm": "none", "n_critic": 2},
     "bce-ema-diffaugment": {"ema_decay": 0.9, "diffaugment": ("color", "translation", "cutout")},
+    "bf16-channels-last": {"amp": "bf16", "channels_last": "on"},
 }
 
 

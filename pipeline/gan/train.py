@@ -60,6 +60,12 @@ class Trainer:
         self.D = Discriminator(self.model_config).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=(s.beta1, s.beta2))
+        self.amp = s.amp == "bf16" or (
+            s.amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+        )
+        if s.channels_last == "on" or (s.channels_last == "auto" and device.type == "cuda"):
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, s.ema_decay) if s.ema_decay > 0 else None
         self.sampler = BatchSampler(images.to(device), s.batch_size, seed, s.hflip)
         self.fixed_z = torch.randn(64, s.nz, generator=torch.Generator().manual_seed(seed + 1)).to(
@@ -86,7 +92,15 @@ class Trainer:
         self.opt_d.step()
         return fake, loss_d, logits_real.detach(), logits_fake.detach()
 
+    def autocast(self):
+        """bf16 autocast where enabled (no loss scaling needed, unlike fp16)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
     def train_step(self) -> dict[str, torch.Tensor]:
+        with self.autocast():
+            return self._train_step()
+
+    def _train_step(self) -> dict[str, torch.Tensor]:
         for _ in range(self.s.n_critic):
             fake, loss_d, logits_real, logits_fake = self.d_step()
         loss_g = g_loss(self.s.loss, self.critic(fake))
@@ -99,8 +113,8 @@ class Trainer:
         return {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(logits_real).mean(),
-            "d_fake": torch.sigmoid(logits_fake).mean(),
+            "d_real": torch.sigmoid(logits_real.float()).mean(),
+            "d_fake": torch.sigmoid(logits_fake.float()).mean(),
             "acc_real": (logits_real > 0).float().mean(),
             "acc_fake": (logits_fake < 0).float().mean(),
         }
