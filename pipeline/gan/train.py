@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from pipeline.config import TrainSettings, fingerprint
+from pipeline.gan import distributed
 from pipeline.gan.augment import diff_augment
+from pipeline.gan.distributed import SINGLE, Ranks
 from pipeline.gan.ema import EMA
 from pipeline.gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
 from pipeline.gan.models import Discriminator, Generator, ModelConfig
@@ -46,7 +50,15 @@ def run_fingerprint(s: TrainSettings, manifest: dict, seed: int) -> str:
 class Trainer:
     """The models, optimisers and data of one run, and one training step."""
 
-    def __init__(self, s: TrainSettings, images: torch.Tensor, image_size: int, seed: int, device):
+    def __init__(
+        self,
+        s: TrainSettings,
+        images: torch.Tensor,
+        image_size: int,
+        seed: int,
+        device,
+        ranks: Ranks = SINGLE,
+    ):
         if s.loss == "wgan-gp" and s.d_norm == "batch":
             raise ValueError(
                 "loss wgan-gp needs train.d_norm spectral or none: its penalty is per image, batch norm mixes them"
@@ -67,7 +79,19 @@ class Trainer:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, s.ema_decay) if s.ema_decay > 0 else None
-        self.sampler = BatchSampler(images.to(device), s.batch_size, seed, s.hflip)
+        self.ranks, self.seed = ranks, seed
+        self.g_net, self.d_net = (
+            self.G,
+            self.D,
+        )  # what the step calls: DDP wrappers on several ranks
+        if ranks.world > 1:
+            ids = [device.index] if device.type == "cuda" else None
+            self.g_net = DistributedDataParallel(self.G, device_ids=ids)
+            self.d_net = DistributedDataParallel(self.D, device_ids=ids)
+            torch.manual_seed(seed + 7919 * ranks.rank)  # each rank its own latents
+        self.sampler = BatchSampler(
+            images.to(device), s.batch_size, seed + 7919 * ranks.rank, s.hflip
+        )
         self.fixed_z = torch.randn(64, s.nz, generator=torch.Generator().manual_seed(seed + 1)).to(
             device
         )
@@ -75,12 +99,14 @@ class Trainer:
 
     def critic(self, images: torch.Tensor) -> torch.Tensor:
         """D's logits on (augmented) images."""
-        return self.D(diff_augment(images, self.s.diffaugment) if self.s.diffaugment else images)
+        return self.d_net(
+            diff_augment(images, self.s.diffaugment) if self.s.diffaugment else images
+        )
 
     def d_step(self) -> tuple[torch.Tensor, ...]:
         s = self.s
         real = self.sampler()
-        fake = self.G(torch.randn(real.shape[0], s.nz, device=self.device))
+        fake = self.g_net(torch.randn(real.shape[0], s.nz, device=self.device))
         logits_real, logits_fake = self.critic(real), self.critic(fake.detach())
         loss_d = d_loss(s.loss, logits_real, logits_fake, s.label_smoothing)
         if s.loss == "wgan-gp":
@@ -147,6 +173,8 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.sampler.load_state_dict(state["sampler"])
+        if self.ranks.rank > 0:  # the checkpoint holds rank 0's data stream: draw another
+            self.sampler.generator.manual_seed(self.seed + 7919 * self.ranks.rank + self.step)
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -206,7 +234,12 @@ def train(
 ) -> Trainer:
     """The train stage: shards in; final model, loss log, checkpoints and sample grids out."""
     torch.set_num_threads(max(1, threads))
-    device = select_device(s.device)
+    ranks, ddp_device = distributed.setup(s.device)
+    if ranks.world > 1 and (s.loss == "wgan-gp" or s.r1_gamma > 0):
+        raise ValueError(
+            "gradient penalties (wgan-gp, r1_gamma) are not supported with several processes yet"
+        )
+    device = ddp_device or select_device(s.device)
     manifest = read_manifest(shards_dir)
     if manifest["image_size"] != image_size:
         raise ValueError(
@@ -214,14 +247,28 @@ def train(
         )
     images = load_split(shards_dir, "train")
     log.info("training on %d crops of %d px on %s: %s", len(images), image_size, device, asdict(s))
-    trainer = Trainer(s, images, image_size, seed, device)
+    trainer = Trainer(s, images, image_size, seed, device, ranks)
     run_id = run_fingerprint(s, manifest, seed)
     work_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, running_stats = work_dir / "checkpoint.pt", work_dir / "stats.jsonl"
     if not try_resume(trainer, checkpoint, run_id):
         running_stats.unlink(missing_ok=True)
-    _keep_stats_until(running_stats, trainer.step)
+    if ranks.main:
+        _keep_stats_until(running_stats, trainer.step)
     _loop(trainer, s, work_dir, running_stats, checkpoint, run_id)
+    if ranks.world > 1:
+        gap = distributed.max_difference(trainer.G)
+        log.info(
+            "rank %d: generator weights on %d ranks differ by at most %g",
+            ranks.rank,
+            ranks.world,
+            gap,
+        )
+        distributed.teardown()
+        if gap > 1e-6:
+            raise RuntimeError(f"DDP ranks diverged: generator weights differ by {gap}")
+        if not ranks.main:
+            return trainer
     with atomic_path(model_path) as tmp:
         state = trainer.state_dict()
         keep = ("step", "model_config", "discriminator")
@@ -269,7 +316,8 @@ def _loop(
     window: dict[str, torch.Tensor] = {}
     count, started = 0, time.perf_counter()
     alarm = DiscriminatorAlarm(s.alarm_accuracy, s.alarm_steps)
-    with open(stats, "a") as log_file:
+    main = trainer.ranks.main
+    with open(stats if main else os.devnull, "a") as log_file:
         while trainer.step < s.steps:
             for key, value in trainer.train_step().items():
                 window[key] = window.get(key, 0) + value
@@ -299,8 +347,8 @@ def _loop(
                 )
                 alarm.update(step, count, line["acc_real"], line["acc_fake"])
                 window, count, started = {}, 0, time.perf_counter()
-            if step % s.sample_every == 0 or step == s.steps:
+            if main and (step % s.sample_every == 0 or step == s.steps):
                 save_grid(trainer.samples(), work_dir / "samples" / f"step_{step:07d}.png", nrow=8)
-            if step % s.checkpoint_every == 0 or step == s.steps:
+            if main and (step % s.checkpoint_every == 0 or step == s.steps):
                 save_checkpoint(trainer, checkpoint, run_id)
     bar.close()

@@ -1,0 +1,59 @@
+"""Train from the command line, e.g. on several GPUs with torchrun:
+
+    torchrun --nproc_per_node=2 -m pipeline.gan --shards results/demo/shards --out results/demo/train \\
+        --settings train.json --image-size 32 --seed 0
+
+`--settings` is a JSON or YAML file of the experiment's `train:` block (defaults as in the schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from pipeline.config import TrainSettings, from_dict
+from pipeline.gan.train import train
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.gan", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--shards", type=Path, required=True)
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder of model.pt, stats.jsonl, checkpoints/"
+    )
+    parser.add_argument("--settings", type=Path, help="JSON or YAML of train settings")
+    parser.add_argument("--image-size", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    values = {}
+    if args.settings:
+        text = args.settings.read_text()
+        values = json.loads(text) if args.settings.suffix == ".json" else yaml.safe_load(text)
+    settings = from_dict(TrainSettings, values)
+    train(
+        args.shards,
+        args.out / "model.pt",
+        args.out / "stats.jsonl",
+        args.out / "checkpoints",
+        settings,
+        args.image_size,
+        args.seed,
+        args.threads,
+    )
+
+
+if __name__ == "__main__":
+    main()
