@@ -79,6 +79,9 @@ class TrainSettings:
     diffaugment: tuple[str, ...] = ()
     alarm_accuracy: float = 0.99
     alarm_steps: int = 500
+    minibatch_std: bool = False
+    replay: float = 0.0
+    replay_size: int = 1024
     amp: str = "auto"
     channels_last: str = "auto"
 

@@ -172,3 +172,56 @@ def test_resume_with_ema_equals_an_uninterrupted_run(tmp_path):
     assert all(
         torch.equal(final["generator"][k], v) for k, v in resumed.ema.model.state_dict().items()
     )
+
+
+def test_minibatch_std_layer_sees_the_batch_spread():
+    from pipeline.gan.models import MinibatchStd
+
+    same = MinibatchStd()(torch.ones(8, 2, 4, 4))
+    assert same.shape == (8, 3, 4, 4) and same[:, 2].abs().max() == 0
+    varied = MinibatchStd()(torch.randn(8, 2, 4, 4))
+    assert varied[:, 2].min() > 0
+    d = Discriminator(ModelConfig(image_size=32, ndf=4, minibatch_std=True))
+    assert d(torch.randn(8, 3, 32, 32)).shape == (8,)
+
+
+def test_experience_replay_feeds_old_fakes_and_survives_resume(tmp_path):
+    shards = make_shards(tmp_path / "shards")
+    settings = replace(TINY, replay=0.5, replay_size=16, minibatch_std=True)
+    whole = train(
+        shards, tmp_path / "a/m.pt", tmp_path / "a/s", tmp_path / "a/w", settings, 32, seed=4
+    )
+    assert whole.replay_buffer is not None and len(whole.replay_buffer) == 16
+    train(
+        shards,
+        tmp_path / "b/m.pt",
+        tmp_path / "b/s",
+        tmp_path / "b/w",
+        replace(settings, steps=3),
+        32,
+        seed=4,
+    )
+    resumed = train(
+        shards, tmp_path / "b/m.pt", tmp_path / "b/s", tmp_path / "b/w", settings, 32, seed=4
+    )
+    assert torch.equal(whole.replay_buffer, resumed.replay_buffer)
+    for a, b in zip(whole.G.state_dict().values(), resumed.G.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_diversity_alarm_and_progress_strip(tmp_path, caplog):
+    from PIL import Image
+
+    from pipeline.gan.train import check_diversity
+
+    real = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    collapsed = real[:1].repeat(64, 1, 1, 1)
+    with caplog.at_level(logging.WARNING):
+        assert check_diversity(100, collapsed, real) and not check_diversity(
+            100, real.flip(0), real
+        )
+    assert "collapsed" in caplog.text
+    shards = make_shards(tmp_path / "shards")
+    train(shards, tmp_path / "o/model.pt", tmp_path / "o/s", tmp_path / "o/w", TINY, 32, seed=0)
+    strip = Image.open(tmp_path / "o/progress.gif")
+    assert strip.n_frames == 2  # the grids of steps 3 and 6

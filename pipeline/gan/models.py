@@ -22,6 +22,7 @@ class ModelConfig:
     ndf: int = 64
     channels: int = 3
     d_norm: str = "batch"  # batch, spectral (SN-GAN: no batch norm) or none (for WGAN-GP)
+    minibatch_std: bool = False  # D sees the batch's spread (Karras et al. 2018): fights collapse
 
     @property
     def n_up(self) -> int:
@@ -69,6 +70,28 @@ class Generator(nn.Module):
         return self.main(z.view(z.shape[0], self.cfg.nz, 1, 1))
 
 
+class MinibatchStd(nn.Module):
+    """Appends one feature map: the standard deviation over groups of images, averaged."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group, n)
+        if n % g:
+            g = 1
+        std = (
+            x.view(g, n // g, c, h, w).std(dim=0, unbiased=False)
+            if g > 1
+            else torch.zeros_like(x[:1])
+        )
+        feature = std.mean(dim=(1, 2, 3), keepdim=True)  # (n // g, 1, 1, 1)
+        feature = feature.repeat(g, 1, h, w) if g > 1 else feature.expand(n, 1, h, w)
+        return torch.cat([x, feature], dim=1)
+
+
 class Discriminator(nn.Module):
     """Returns one logit per image. `d_norm`: batch norm (DCGAN), spectral norm on every
     convolution and no batch norm (SN-GAN), or neither (what a gradient penalty needs)."""
@@ -89,7 +112,9 @@ class Discriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(width * 2))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             width *= 2
-        layers += [sn(nn.Conv2d(width, 1, 4, 1, 0, bias=False))]
+        if cfg.minibatch_std:
+            layers.append(MinibatchStd())
+        layers += [sn(nn.Conv2d(width + int(cfg.minibatch_std), 1, 4, 1, 0, bias=False))]
         self.main = nn.Sequential(*layers)
         if cfg.d_norm != "spectral":
             self.apply(init_weights)

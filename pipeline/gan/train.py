@@ -66,7 +66,12 @@ class Trainer:
         torch.manual_seed(seed)
         self.s, self.device = s, device
         self.model_config = ModelConfig(
-            image_size=image_size, nz=s.nz, ngf=s.ngf, ndf=s.ndf, d_norm=s.d_norm
+            image_size=image_size,
+            nz=s.nz,
+            ngf=s.ngf,
+            ndf=s.ndf,
+            d_norm=s.d_norm,
+            minibatch_std=s.minibatch_std,
         )
         self.G = Generator(self.model_config).to(device)
         self.D = Discriminator(self.model_config).to(device)
@@ -80,6 +85,7 @@ class Trainer:
             self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, s.ema_decay) if s.ema_decay > 0 else None
         self.ranks, self.seed = ranks, seed
+        self.replay_buffer: torch.Tensor | None = None
         self.g_net, self.d_net = (
             self.G,
             self.D,
@@ -107,7 +113,7 @@ class Trainer:
         s = self.s
         real = self.sampler()
         fake = self.g_net(torch.randn(real.shape[0], s.nz, device=self.device))
-        logits_real, logits_fake = self.critic(real), self.critic(fake.detach())
+        logits_real, logits_fake = self.critic(real), self.critic(self.replayed(fake.detach()))
         loss_d = d_loss(s.loss, logits_real, logits_fake, s.label_smoothing)
         if s.loss == "wgan-gp":
             loss_d = loss_d + s.gp_weight * gradient_penalty(self.D, real, fake)
@@ -121,6 +127,25 @@ class Trainer:
     def autocast(self):
         """bf16 autocast where enabled (no loss scaling needed, unlike fp16)."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def replayed(self, fake: torch.Tensor) -> torch.Tensor:
+        """Experience replay: a `replay` fraction of the batch swapped for old fakes, which the
+        buffer then takes in place of random old ones."""
+        if self.s.replay <= 0:
+            return fake
+        k = int(round(self.s.replay * len(fake)))
+        out = fake
+        if self.replay_buffer is not None and k:
+            pick = torch.randint(len(self.replay_buffer), (k,), device=fake.device)
+            out = torch.cat([self.replay_buffer[pick].to(fake.dtype), fake[k:]])
+        if self.replay_buffer is None:
+            self.replay_buffer = fake.float().clone()
+        elif len(self.replay_buffer) < self.s.replay_size:
+            self.replay_buffer = torch.cat([self.replay_buffer, fake.float()])[: self.s.replay_size]
+        else:
+            slots = torch.randint(len(self.replay_buffer), (len(fake),), device=fake.device)
+            self.replay_buffer[slots] = fake.float()
+        return out
 
     def train_step(self) -> dict[str, torch.Tensor]:
         with self.autocast():
@@ -160,6 +185,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "sampler": self.sampler.state_dict(),
+            "replay_buffer": self.replay_buffer,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -173,6 +199,7 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.sampler.load_state_dict(state["sampler"])
+        self.replay_buffer = state.get("replay_buffer")
         if self.ranks.rank > 0:  # the checkpoint holds rank 0's data stream: draw another
             self.sampler.generator.manual_seed(self.seed + 7919 * self.ranks.rank + self.step)
         torch.set_rng_state(state["torch_rng"])
@@ -251,7 +278,8 @@ def train(
     run_id = run_fingerprint(s, manifest, seed)
     work_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, running_stats = work_dir / "checkpoint.pt", work_dir / "stats.jsonl"
-    if not try_resume(trainer, checkpoint, run_id):
+    resumed = try_resume(trainer, checkpoint, run_id)
+    if ranks.main and not resumed:  # rank 0 alone owns the files of the run
         running_stats.unlink(missing_ok=True)
     if ranks.main:
         _keep_stats_until(running_stats, trainer.step)
@@ -278,7 +306,50 @@ def train(
         torch.save({**final, "fingerprint": run_id, "seed": seed, "ema_decay": s.ema_decay}, tmp)
     with atomic_path(stats_path) as tmp:
         tmp.write_text(running_stats.read_text() if running_stats.exists() else "")
+    progress_strip(work_dir / "samples", model_path.parent / "progress.gif")
     return trainer
+
+
+def diversity(images: torch.Tensor) -> float:
+    """Mean over pixels of the standard deviation across images (uint8 scale)."""
+    return float(images[:64].float().std(dim=0).mean())
+
+
+def check_diversity(
+    step: int, samples: torch.Tensor, real: torch.Tensor, floor: float = 0.25
+) -> bool:
+    """Warn when the fixed-latent samples vary far less than real images do (mode collapse)."""
+    fake, ref = diversity(samples), diversity(real)
+    if ref > 0 and fake < floor * ref:
+        log.warning(
+            "step %d: sample diversity collapsed: %.1f against %.1f for real images "
+            "(mode collapse); try minibatch_std, diffaugment, or an earlier checkpoint",
+            step,
+            fake,
+            ref,
+        )
+        return True
+    return False
+
+
+def progress_strip(samples_dir: Path, out: Path, frame_ms: int = 400) -> None:
+    """An animated GIF of the sample grids saved during training, in step order."""
+    from PIL import Image
+
+    frames = [
+        Image.open(p).convert("P", palette=Image.Palette.ADAPTIVE)
+        for p in sorted(samples_dir.glob("step_*.png"))
+    ]
+    if frames:
+        with atomic_path(out, suffix=".gif") as tmp:
+            frames[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=frames[1:],
+                duration=frame_ms,
+                loop=0,
+            )
 
 
 class DiscriminatorAlarm:
@@ -348,7 +419,9 @@ def _loop(
                 alarm.update(step, count, line["acc_real"], line["acc_fake"])
                 window, count, started = {}, 0, time.perf_counter()
             if main and (step % s.sample_every == 0 or step == s.steps):
-                save_grid(trainer.samples(), work_dir / "samples" / f"step_{step:07d}.png", nrow=8)
+                samples = trainer.samples()
+                save_grid(samples, work_dir / "samples" / f"step_{step:07d}.png", nrow=8)
+                check_diversity(step, samples, trainer.sampler.images)
             if main and (step % s.checkpoint_every == 0 or step == s.steps):
                 save_checkpoint(trainer, checkpoint, run_id)
     bar.close()
