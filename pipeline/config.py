@@ -84,6 +84,7 @@ class TrainSettings:
     replay_size: int = 1024
     amp: str = "auto"
     channels_last: str = "auto"
+    compile: bool = False
 
 
 @dataclass(frozen=True)

@@ -90,10 +90,12 @@ class Trainer:
             self.G,
             self.D,
         )  # what the step calls: DDP wrappers on several ranks
+        if s.compile:
+            self.g_net, self.d_net = torch.compile(self.G), torch.compile(self.D)
         if ranks.world > 1:
             ids = [device.index] if device.type == "cuda" else None
-            self.g_net = DistributedDataParallel(self.G, device_ids=ids)
-            self.d_net = DistributedDataParallel(self.D, device_ids=ids)
+            self.g_net = DistributedDataParallel(self.g_net, device_ids=ids)
+            self.d_net = DistributedDataParallel(self.d_net, device_ids=ids)
             torch.manual_seed(seed + 7919 * ranks.rank)  # each rank its own latents
         self.sampler = BatchSampler(
             images.to(device), s.batch_size, seed + 7919 * ranks.rank, s.hflip
