@@ -423,7 +423,8 @@ def _loop(
             if main and (step % s.sample_every == 0 or step == s.steps):
                 samples = trainer.samples()
                 save_grid(samples, work_dir / "samples" / f"step_{step:07d}.png", nrow=8)
-                check_diversity(step, samples, trainer.sampler.images)
+                if step >= s.steps // 5:  # an untrained G is not collapsed, just untrained
+                    check_diversity(step, samples, trainer.sampler.images)
             if main and (step % s.checkpoint_every == 0 or step == s.steps):
                 save_checkpoint(trainer, checkpoint, run_id)
     bar.close()
