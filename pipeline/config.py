@@ -10,30 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class SyntheticSettings:
-    seed: int = 7
-    num_images: int = 1000
-    categories: tuple[str, ...] = ("disc", "square", "triangle")
-    min_side: int = 192
-    max_side: int = 640
-    max_objects: int = 4
-    jpeg_quality: int = 92
-
-
-@dataclass(frozen=True)
-class CocoSettings:
-    annotations_url: str = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
-    annotations_sha256: str | None = None
-    image_base_url: str = "http://images.cocodataset.org"
-    splits: tuple[str, ...] = ("train2017", "val2017")
-    local_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,16 +71,6 @@ class TrainSettings:
 class EvalSettings:
     num_samples: int = 2048
     grid_size: int = 8
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """What every stage of one experiment may need, besides its own settings."""
-
-    name: str
-    image_size: int
-    seed: int = 0
-    categories: tuple[str, ...] = field(default_factory=tuple)
 
 
 def from_dict(cls: type[T], values: dict[str, Any] | None) -> T:

@@ -19,11 +19,9 @@ from typing import Any
 
 from pipeline import boxes, crops, curate, evaluate, filters, shards
 from pipeline.config import (
-    CocoSettings,
     CropSettings,
     EvalSettings,
     ShardSettings,
-    SyntheticSettings,
     TrainSettings,
     from_dict,
 )
@@ -51,7 +49,7 @@ def download_settings(config: dict) -> DownloadSettings:
 
 
 def _synthetic_dataset(smk) -> None:
-    settings = from_dict(SyntheticSettings, smk.params.settings)
+    settings = from_dict(synthetic.SyntheticSettings, smk.params.settings)
     synthetic.generate(settings, Path(smk.params.images_dir), Path(smk.output.annotations))
 
 
@@ -67,7 +65,7 @@ def _synthetic_boxes(smk) -> None:
 
 
 def _coco_annotations(smk) -> None:
-    settings = from_dict(CocoSettings, smk.params.settings)
+    settings = from_dict(coco.CocoSettings, smk.params.settings)
     outputs = dict(zip(settings.splits, map(Path, smk.output), strict=True))
     coco.download_annotations(
         settings, download_settings(smk.config), Path(smk.params.archive), outputs
@@ -75,7 +73,7 @@ def _coco_annotations(smk) -> None:
 
 
 def _coco_boxes(smk) -> None:
-    settings = from_dict(CocoSettings, smk.params.settings)
+    settings = from_dict(coco.CocoSettings, smk.params.settings)
     instances = dict(zip(settings.splits, map(Path, smk.input), strict=True))
     frame = coco.coco_boxes(
         settings,

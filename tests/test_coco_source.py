@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.config import CocoSettings
 from pipeline.download import DownloadError, DownloadSettings
 from pipeline.sources import coco
+from pipeline.sources.coco import CocoSettings
 from tests.conftest import TINY_DEMO, snakemake, write_config
 from tests.httpserver import photo_jpeg
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.config import SyntheticSettings
 from pipeline.sources import synthetic
 from pipeline.sources.coco import load_instances, read_boxes
+from pipeline.sources.synthetic import SyntheticSettings
 
 SMALL = SyntheticSettings(seed=3, num_images=16, min_side=128, max_side=320)
 ASPECTS = (1.0, 4 / 3, 3 / 2, 16 / 9)

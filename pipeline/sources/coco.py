@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,18 @@ from pycocotools.coco import COCO
 
 from pipeline.archive import UnsafePathError, safe_extract, safe_join
 from pipeline.boxes import normalise
-from pipeline.config import CocoSettings
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CocoSettings:
+    annotations_url: str = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
+    annotations_sha256: str | None = None
+    image_base_url: str = "http://images.cocodataset.org"
+    splits: tuple[str, ...] = ("train2017", "val2017")
+    local_dir: str | None = None
 
 
 class CocoFormatError(ValueError):

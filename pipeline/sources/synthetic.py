@@ -15,11 +15,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipeline.config import SyntheticSettings
 from pipeline.io import write_bytes, write_json
 from pipeline.progress import progress
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    seed: int = 7
+    num_images: int = 1000
+    categories: tuple[str, ...] = ("disc", "square", "triangle")
+    min_side: int = 192
+    max_side: int = 640
+    max_objects: int = 4
+    jpeg_quality: int = 92
+
 
 CATEGORY_IDS = {"disc": 1, "square": 2, "triangle": 3}
 SUPERSAMPLE = 2  # shapes are drawn at 2x and downsampled, for smooth edges
