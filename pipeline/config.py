@@ -51,6 +51,7 @@ class TrainSettings:
     device: str = "auto"
     loss: str = "bce"
     label_smoothing: float = 0.0
+    label_noise: float = 0.0
     d_norm: str = "batch"
     n_critic: int = 1
     gp_weight: float = 10.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 
@@ -99,7 +100,7 @@ def test_alarm_warns_once_when_d_wins_for_long(caplog):
 
 
 VARIANTS = {
-    "bce-smoothed": {"loss": "bce", "label_smoothing": 0.1},
+    "bce-smoothed-noisy": {"loss": "bce", "label_smoothing": 0.1, "label_noise": 0.05},
     "hinge-sn": {"loss": "hinge", "d_norm": "spectral"},
     "lsgan-r1": {"loss": "lsgan", "r1_gamma": 1.0},
     "wgan-gp": {"loss": "wgan-gp", "d_norm": "none", "n_critic": 2},
@@ -225,3 +226,24 @@ def test_diversity_alarm_and_progress_strip(tmp_path, caplog):
     train(shards, tmp_path / "o/model.pt", tmp_path / "o/s", tmp_path / "o/w", TINY, 32, seed=0)
     strip = Image.open(tmp_path / "o/progress.gif")
     assert strip.n_frames == 2  # the grids of steps 3 and 6
+
+
+def test_label_noise_one_swaps_the_bce_targets():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    soft = torch.nn.functional.softplus
+    swapped = soft(real).mean() + soft(-fake).mean()  # real called fake, fake called real
+    assert d_loss("bce", real, fake, label_noise=1.0).item() == pytest.approx(swapped.item())
+
+
+def test_gradient_norms_are_logged(tmp_path):
+    train(
+        make_shards(tmp_path / "s"),
+        tmp_path / "m.pt",
+        tmp_path / "st.jsonl",
+        tmp_path / "w",
+        TINY,
+        32,
+        seed=0,
+    )
+    first = json.loads((tmp_path / "st.jsonl").read_text().splitlines()[0])
+    assert first["grad_d"] > 0 and first["grad_g"] > 0

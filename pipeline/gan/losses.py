@@ -13,12 +13,23 @@ LOSSES = ("bce", "hinge", "lsgan", "wgan-gp")
 
 
 def d_loss(
-    kind: str, real: torch.Tensor, fake: torch.Tensor, label_smoothing: float = 0.0
+    kind: str,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    label_smoothing: float = 0.0,
+    label_noise: float = 0.0,
 ) -> torch.Tensor:
-    """Discriminator loss from its logits on real and on generated images."""
+    """Discriminator loss from its logits on real and on generated images. For bce,
+    `label_noise` is the fraction of labels flipped at random (real called fake and back)."""
     if kind == "bce":
-        target = torch.full_like(real, 1.0 - label_smoothing)
-        return F.binary_cross_entropy_with_logits(real, target) + F.softplus(fake).mean()
+        real_target = torch.full_like(real, 1.0 - label_smoothing)
+        fake_target = torch.zeros_like(fake)
+        if label_noise > 0:
+            real_target = torch.where(torch.rand_like(real) < label_noise, 0.0, real_target)
+            fake_target = torch.where(torch.rand_like(fake) < label_noise, 1.0, fake_target)
+        return F.binary_cross_entropy_with_logits(
+            real, real_target
+        ) + F.binary_cross_entropy_with_logits(fake, fake_target)
     if kind == "hinge":
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
     if kind == "lsgan":

@@ -47,6 +47,12 @@ def run_fingerprint(s: TrainSettings, manifest: dict, seed: int) -> str:
     return fingerprint(same, data, seed)
 
 
+def grad_norm(model: torch.nn.Module) -> torch.Tensor:
+    """The L2 norm of all gradients of `model`, as a tensor (no host sync)."""
+    norms = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
 class Trainer:
     """The models, optimisers and data of one run, and one training step."""
 
@@ -116,13 +122,14 @@ class Trainer:
         real = self.sampler()
         fake = self.g_net(torch.randn(real.shape[0], s.nz, device=self.device))
         logits_real, logits_fake = self.critic(real), self.critic(self.replayed(fake.detach()))
-        loss_d = d_loss(s.loss, logits_real, logits_fake, s.label_smoothing)
+        loss_d = d_loss(s.loss, logits_real, logits_fake, s.label_smoothing, s.label_noise)
         if s.loss == "wgan-gp":
             loss_d = loss_d + s.gp_weight * gradient_penalty(self.D, real, fake)
         if s.r1_gamma > 0:
             loss_d = loss_d + s.r1_gamma / 2 * r1_penalty(self.D, real)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        self.grad_d = grad_norm(self.D)
         self.opt_d.step()
         return fake, loss_d, logits_real.detach(), logits_fake.detach()
 
@@ -159,6 +166,7 @@ class Trainer:
         loss_g = g_loss(self.s.loss, self.critic(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        grad_g = grad_norm(self.G)
         self.opt_g.step()
         if self.ema is not None:
             self.ema.update(self.G)
@@ -170,6 +178,8 @@ class Trainer:
             "d_fake": torch.sigmoid(logits_fake.float()).mean(),
             "acc_real": (logits_real > 0).float().mean(),
             "acc_fake": (logits_fake < 0).float().mean(),
+            "grad_d": self.grad_d,
+            "grad_g": grad_g,
         }
 
     @property
