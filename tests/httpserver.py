@@ -213,3 +213,15 @@ def photo_jpeg(width: int, height: int, seed: int = 0) -> bytes:
         buffer, format="JPEG", quality=90
     )
     return buffer.getvalue()
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip archive in memory with `members` (name -> bytes)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import stat
 import time
 import zipfile
@@ -21,7 +20,7 @@ from pipeline.download import (
     fetch_all,
     file_digest,
 )
-from tests.httpserver import FileServer
+from tests.httpserver import FileServer, zip_bytes
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -253,18 +252,10 @@ def test_server_serves_a_folder(tmp_path):
     assert missing.reason == "HTTP 404"
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("member", ["../evil.txt", "/etc/evil.txt", "a/../../evil.txt"])
 def test_archive_members_outside_the_folder_are_refused(tmp_path, member):
     path = tmp_path / "a.zip"
-    path.write_bytes(_zip({"ok.txt": b"ok", member: b"evil"}))
+    path.write_bytes(zip_bytes({"ok.txt": b"ok", member: b"evil"}))
     with pytest.raises(UnsafeArchiveError, match=r"a\.zip.*evil\.txt"):
         safe_extract(path, tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()
@@ -284,7 +275,7 @@ def test_archive_symlink_member_is_refused(tmp_path):
 
 def test_archive_extracts_only_selected_members(tmp_path):
     path = tmp_path / "a.zip"
-    path.write_bytes(_zip({"annotations/a.json": b"{}", "annotations/b.json": b"[]"}))
+    path.write_bytes(zip_bytes({"annotations/a.json": b"{}", "annotations/b.json": b"[]"}))
     written = safe_extract(path, tmp_path / "out", ["annotations/b.json"])
     assert written == [tmp_path / "out/annotations/b.json"]
     assert not (tmp_path / "out/annotations/a.json").exists()

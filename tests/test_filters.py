@@ -21,6 +21,7 @@ from pipeline.filters import (
     phash,
     scores,
 )
+from tests.fixtures import box as fixture_box
 
 SETTINGS = FilterSettings(min_sharpness=2000.0, reject_flags=("group", "depiction", "truncated"))
 
@@ -33,21 +34,8 @@ def texture(seed: int, size: int = 200) -> Image.Image:
 
 
 def box(path: Path, box_id: str, x0=20, y0=20, x1=180, y1=180, **flags) -> dict:
-    return {
-        "box_id": box_id,
-        "source": "test",
-        "image_id": box_id,
-        "image_path": str(path),
-        "image_width": 200,
-        "image_height": 200,
-        "category": "thing",
-        "x0": x0,
-        "y0": y0,
-        "x1": x1,
-        "y1": y1,
-        "split": "train",
-        **flags,
-    }
+    """A box on one of the 200x200 test pictures."""
+    return fixture_box(path, box_id, x0, y0, x1, y1, width=200, height=200, **flags)
 
 
 @pytest.fixture

@@ -147,24 +147,22 @@ def test_wgan_gp_with_batch_norm_is_refused(tmp_path):
         )
 
 
-def test_resume_with_ema_equals_an_uninterrupted_run(tmp_path):
+def whole_and_resumed(tmp_path, settings, seed: int):
+    """The same run trained in one go (in a/) and stopped after step 3 then resumed (in b/)."""
     shards = make_shards(tmp_path / "shards")
+
+    def run(name, s):
+        out = tmp_path / name
+        return train(shards, out / "m.pt", out / "s", out / "w", s, 32, seed=seed)
+
+    whole = run("a", settings)
+    run("b", replace(settings, steps=3))
+    return whole, run("b", settings)
+
+
+def test_resume_with_ema_equals_an_uninterrupted_run(tmp_path):
     settings = replace(TINY, ema_decay=0.9, diffaugment=("translation",))
-    whole = train(
-        shards, tmp_path / "a/m.pt", tmp_path / "a/s", tmp_path / "a/w", settings, 32, seed=2
-    )
-    train(
-        shards,
-        tmp_path / "b/m.pt",
-        tmp_path / "b/s",
-        tmp_path / "b/w",
-        replace(settings, steps=3),
-        32,
-        seed=2,
-    )
-    resumed = train(
-        shards, tmp_path / "b/m.pt", tmp_path / "b/s", tmp_path / "b/w", settings, 32, seed=2
-    )
+    whole, resumed = whole_and_resumed(tmp_path, settings, seed=2)
     for a, b in zip(
         whole.ema.model.state_dict().values(), resumed.ema.model.state_dict().values(), strict=True
     ):
@@ -187,24 +185,9 @@ def test_minibatch_std_layer_sees_the_batch_spread():
 
 
 def test_experience_replay_feeds_old_fakes_and_survives_resume(tmp_path):
-    shards = make_shards(tmp_path / "shards")
     settings = replace(TINY, replay=0.5, replay_size=16, minibatch_std=True)
-    whole = train(
-        shards, tmp_path / "a/m.pt", tmp_path / "a/s", tmp_path / "a/w", settings, 32, seed=4
-    )
+    whole, resumed = whole_and_resumed(tmp_path, settings, seed=4)
     assert whole.replay_buffer is not None and len(whole.replay_buffer) == 16
-    train(
-        shards,
-        tmp_path / "b/m.pt",
-        tmp_path / "b/s",
-        tmp_path / "b/w",
-        replace(settings, steps=3),
-        32,
-        seed=4,
-    )
-    resumed = train(
-        shards, tmp_path / "b/m.pt", tmp_path / "b/s", tmp_path / "b/w", settings, 32, seed=4
-    )
     assert torch.equal(whole.replay_buffer, resumed.replay_buffer)
     for a, b in zip(whole.G.state_dict().values(), resumed.G.state_dict().values(), strict=True):
         assert torch.equal(a, b)

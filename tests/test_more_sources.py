@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from PIL import Image
 from pipeline.crops import upright
 from pipeline.download import DownloadSettings
 from pipeline.sources import celeba, ffhq, openimages, visual_genome
-from tests.httpserver import photo_jpeg
+from tests.httpserver import photo_jpeg, zip_bytes
 
 FAST = DownloadSettings(workers=4, retries=1, backoff=0.01, timeout=5.0, max_failure_fraction=0.0)
 VG_PREFIX = "https://cs.stanford.edu/people/rak248"
@@ -24,14 +23,6 @@ VG_PREFIX = "https://cs.stanford.edu/people/rak248"
 
 def jpeg(width: int, height: int, colour=(120, 160, 60)) -> bytes:
     return photo_jpeg(width, height, seed=sum(colour))
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 # --- Visual Genome ---------------------------------------------------------------------------
@@ -151,9 +142,9 @@ VG_OBJECTS = [
 
 def serve_vg(server) -> visual_genome.VisualGenomeSettings:
     server.add(
-        "/vg/image_data.json.zip", zipped({"image_data.json": json.dumps(VG_IMAGES).encode()})
+        "/vg/image_data.json.zip", zip_bytes({"image_data.json": json.dumps(VG_IMAGES).encode()})
     )
-    server.add("/vg/objects.json.zip", zipped({"objects.json": json.dumps(VG_OBJECTS).encode()}))
+    server.add("/vg/objects.json.zip", zip_bytes({"objects.json": json.dumps(VG_OBJECTS).encode()}))
     for image in VG_IMAGES:
         server.add(
             "/rak248" + image["url"].removeprefix(VG_PREFIX), jpeg(image["width"], image["height"])
@@ -343,7 +334,7 @@ def serve_celeba(server, md5_wrong: bool = False) -> celeba.CelebASettings:
         f"img_align_celeba/{i:06d}.jpg": jpeg(178, 218, (i * 40, 90, 90)) for i in range(1, 5)
     }
     files = {
-        "img_align_celeba.zip": zipped(images),
+        "img_align_celeba.zip": zip_bytes(images),
         "list_attr_celeba.txt": b"4\n5_o_Clock_Shadow Smiling Eyeglasses\n000001.jpg -1  1 -1\n000002.jpg  1 -1 -1\n000003.jpg -1  1  1\n000004.jpg -1  1 -1\n",
         "list_eval_partition.txt": b"000001.jpg 0\n000002.jpg 0\n000003.jpg 1\n000004.jpg 2\n",
     }
