@@ -3,9 +3,10 @@
 Both train the same DCGAN (64 px, ngf = ndf = 64, batch 128, Adam 2e-4 / 0.5). Baseline: the loop
 of pytorch/examples/dcgan/main.py (Sigmoid + BCELoss, real batch from a DataLoader over image
 files with ToTensor + Normalize, 2 workers). Ours: `pipeline.gan.train.Trainer.train_step` (data
-held as one uint8 tensor on the device, bf16 autocast and channels-last on CUDA, logits + BCE).
+held as one uint8 tensor on the device, bf16 autocast (fp16 + loss scaling on GPUs without bf16)
+and channels-last on CUDA, logits + BCE).
 
-    .venv/bin/python benchmarks/train.py [--steps 10] [--device auto]
+    .venv/bin/python benchmarks/train.py [--steps 10] [--device auto] [--amp fp16] [--compile]
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile our networks")
     args = parser.parse_args()
     device = select_device(args.device)
     rng = np.random.default_rng(0)
@@ -105,7 +108,13 @@ def main() -> None:
 
         data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         trainer = Trainer(
-            TrainSettings(batch_size=BATCH, nz=100, ngf=64, ndf=64), data, SIZE, 0, device
+            TrainSettings(
+                batch_size=BATCH, nz=100, ngf=64, ndf=64, amp=args.amp, compile=args.compile
+            ),
+            data,
+            SIZE,
+            0,
+            device,
         )
         results = {}
         for name, step in (("pytorch/examples", baseline_step), ("ours", trainer.train_step)):
@@ -122,7 +131,9 @@ def main() -> None:
         if device.type == "cuda"
         else f"CPU, {torch.get_num_threads()} threads"
     )
-    print(f"DCGAN 64 px, batch {BATCH}, {args.steps} steps on {name}")
+    print(
+        f"DCGAN 64 px, batch {BATCH}, {args.steps} steps on {name}; ours: {trainer.amp_dtype or 'fp32'}"
+    )
     for key, value in results.items():
         print(f"{key:18s}: {value:10.1f} images/s")
     print(

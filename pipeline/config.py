@@ -65,6 +65,9 @@ class TrainSettings:
     replay_size: int = 1024
     amp: str = "auto"
     channels_last: str = "auto"
+    kernel: int = 4
+    condition: str = "none"
+    gpus: int = 1
     compile: bool = False
 
 

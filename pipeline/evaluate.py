@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import EvalSettings
-from pipeline.gan.models import load_generator
+from pipeline.gan.models import grid_labels, load_generator
 from pipeline.io import write_json
 from pipeline.metrics.swd import sliced_wasserstein
 from pipeline.report import plot_losses, read_stats, save_grid, to_uint8
@@ -22,15 +22,30 @@ log = logging.getLogger(__name__)
 MIN_REAL = 16
 
 
+def class_labels(state: dict, count: int, seed: int) -> torch.Tensor | None:
+    """Labels for a conditional generator, drawn as often as each class is in the training set
+    (None for an unconditional one)."""
+    counts = state.get("class_counts") or []
+    if not counts:
+        return None
+    rng = torch.Generator().manual_seed(seed + 2)
+    weights = torch.tensor(counts, dtype=torch.float)
+    return torch.multinomial(weights, count, replacement=True, generator=rng)
+
+
 @torch.no_grad()
-def generate(generator, count: int, seed: int, batch: int = 256) -> torch.Tensor:
+def generate(
+    generator, count: int, seed: int, labels: torch.Tensor | None = None, batch: int = 256
+) -> torch.Tensor:
     """`count` uint8 images from latents drawn with `seed` (the same seed, the same images)."""
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(count, generator.cfg.nz, generator=rng)
     device = next(generator.parameters()).device
-    return torch.cat(
-        [to_uint8(generator(z[i : i + batch].to(device))) for i in range(0, count, batch)]
-    )
+    out = []
+    for i in range(0, count, batch):
+        y = labels[i : i + batch].to(device) if labels is not None else None
+        out.append(to_uint8(generator(z[i : i + batch].to(device), y)))
+    return torch.cat(out)
 
 
 def real_sets(shards_dir: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,13 +64,15 @@ def real_sets(shards_dir: Path, count: int, seed: int) -> tuple[torch.Tensor, to
     return holdout[pick], train[torch.randperm(len(train), generator=rng)[:n]]
 
 
-def swd_metrics(generator, shards_dir: Path, count: int, seed: int) -> dict:
+def swd_metrics(generator, state: dict, shards_dir: Path, count: int, seed: int) -> dict:
     held_out, train = real_sets(shards_dir, count, seed)
     if len(held_out) < MIN_REAL:
         note = f"{len(held_out)} real crops per set are too few for SWD (need {MIN_REAL}): not computed"
         log.warning(note)
         return {"num_images": len(held_out), "swd": None, "swd_real_floor": None, "note": note}
-    fake = generate(generator, len(held_out), seed + 1)
+    fake = generate(
+        generator, len(held_out), seed + 1, class_labels(state, len(held_out), seed + 1)
+    )
     swd_fake, swd_floor = sliced_wasserstein(held_out, fake), sliced_wasserstein(held_out, train)
     log.info(
         "SWD x1e3: generated %.2f, real-vs-real floor %.2f (%d images)",
@@ -85,12 +102,15 @@ def evaluate(
 ) -> dict:
     torch.set_num_threads(max(1, threads))
     generator, state = load_generator(model_path)
-    grid = generate(generator, s.grid_size**2, seed)
+    labels = grid_labels(generator.cfg.n_classes, s.grid_size**2, per_row=s.grid_size)
+    grid = generate(generator, s.grid_size**2, seed, labels)
     save_grid(grid, samples_png, nrow=s.grid_size)
     metrics = {
         "step": int(state["step"]),
-        **swd_metrics(generator, shards_dir, s.num_samples, seed),
+        **swd_metrics(generator, state, shards_dir, s.num_samples, seed),
     }
+    if state.get("classes"):
+        metrics["classes"] = state["classes"]  # samples.png: one class per row, in this order
     write_json(metrics, metrics_json)
     plot_losses(
         read_stats(stats_path),

@@ -211,6 +211,20 @@ def load_split(shards_dir: Path, split: str = "train", verify: bool = False) -> 
     return torch.from_numpy(np.concatenate(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
+def load_labels(shards_dir: Path, split: str, column: str) -> tuple[torch.Tensor, list[str]]:
+    """Class indices of one split's crops, in `load_split`'s order, from `column` of the index
+    (category or source), and the class names (sorted) the indices point into."""
+    path = Path(shards_dir) / "index.parquet"
+    try:
+        index = pd.read_parquet(path, columns=["split", "shard", "offset", column])
+    except (OSError, KeyError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the {column} of each crop: {err}") from err
+    index = index[index["split"] == split].sort_values(["shard", "offset"])
+    names = sorted(index[column].unique())
+    codes = index[column].map({name: i for i, name in enumerate(names)})
+    return torch.tensor(codes.to_numpy(np.int64)), names
+
+
 class BatchSampler:
     """Random batches from a uint8 image tensor as floats in [-1, 1], optional horizontal flip.
 
@@ -218,19 +232,35 @@ class BatchSampler:
     saved in checkpoints, so a resumed run sees the same batches as an uninterrupted one.
     """
 
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, hflip: bool = True):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        hflip: bool = True,
+        labels: torch.Tensor | None = None,
+    ):
         if len(images) == 0:
             raise ValueError("no training images in the shards")
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(labels)} labels for {len(images)} images")
         self.images, self.batch_size, self.hflip = images, batch_size, hflip
+        self.labels = labels.to(images.device) if labels is not None else None
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self) -> torch.Tensor:
+        return self.draw()[0]
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A batch of images and their labels (None without labels)."""
         index = torch.randint(len(self.images), (self.batch_size,), generator=self.generator)
-        batch = self.images[index.to(self.images.device)]
+        index = index.to(self.images.device)
+        batch = self.images[index]
         if self.hflip:
             flip = (torch.rand(self.batch_size, generator=self.generator) < 0.5).to(batch.device)
             batch[flip] = batch[flip].flip(3)  # `batch` is a copy: the data stays untouched
-        return batch.float().div_(127.5).sub_(1.0)
+        labels = self.labels[index] if self.labels is not None else None
+        return batch.float().div_(127.5).sub_(1.0), labels
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -106,6 +106,7 @@ VARIANTS = {
     "wgan-gp": {"loss": "wgan-gp", "d_norm": "none", "n_critic": 2},
     "bce-ema-diffaugment": {"ema_decay": 0.9, "diffaugment": ("color", "translation", "cutout")},
     "bf16-channels-last": {"amp": "bf16", "channels_last": "on"},
+    "fp16-5x5": {"amp": "fp16", "kernel": 5},
 }
 
 

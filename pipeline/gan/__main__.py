@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,18 +26,21 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m pipeline.gan", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--shards", type=Path, required=True)
-    parser.add_argument(
-        "--out", type=Path, required=True, help="folder of model.pt, stats.jsonl, checkpoints/"
-    )
+    parser.add_argument("--out", type=Path, help="folder of model.pt, stats.jsonl, checkpoints/")
+    parser.add_argument("--model", type=Path, help="final model file (default OUT/model.pt)")
+    parser.add_argument("--stats", type=Path, help="training log (default OUT/stats.jsonl)")
+    parser.add_argument("--work-dir", type=Path, help="checkpoints (default OUT/checkpoints)")
     parser.add_argument("--settings", type=Path, help="JSON or YAML of train settings")
     parser.add_argument("--image-size", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    if not args.out and not (args.model and args.stats and args.work_dir):
+        parser.error("give --out, or all of --model, --stats and --work-dir")
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s rank {os.environ.get('RANK', '0')} %(levelname)s %(name)s: %(message)s",
     )
     values = {}
     if args.settings:
@@ -45,9 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = from_dict(TrainSettings, values)
     train(
         args.shards,
-        args.out / "model.pt",
-        args.out / "stats.jsonl",
-        args.out / "checkpoints",
+        args.model or args.out / "model.pt",
+        args.stats or args.out / "stats.jsonl",
+        args.work_dir or args.out / "checkpoints",
         settings,
         args.image_size,
         args.seed,

@@ -7,11 +7,18 @@ identical on every rank (checked at the end of training).
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-from dataclasses import dataclass
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,9 +56,72 @@ def max_difference(model: torch.nn.Module) -> float:
     return float(gap)
 
 
+def broadcast_parameters(model: torch.nn.Module) -> None:
+    """Rank 0's weights and buffers on every rank (what DDP does when it wraps a model)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        dist.broadcast(tensor.data, 0)
+
+
+def average_gradients(model: torch.nn.Module) -> None:
+    """Average the gradients over the ranks in one all-reduce, for a model DDP does not wrap
+    (one trained with a gradient penalty: DDP cannot take the double backward)."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return
+    flat = torch.cat([p.grad.flatten() for p in params])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+        p.grad.copy_(g.view_as(p.grad))
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
 SINGLE = Ranks()  # one process
+
+
+def launch(
+    settings,
+    shards: Path,
+    model: Path,
+    stats: Path,
+    work_dir: Path,
+    image_size: int,
+    seed: int,
+    threads: int,
+) -> None:
+    """Run `python -m pipeline.gan` under torchrun, one process per GPU (`settings.gpus`), and
+    copy its output into this process's log. On a machine without CUDA the processes use gloo
+    on the CPU. Raises when torchrun fails."""
+    n = settings.gpus
+    cuda = torch.cuda.is_available() and settings.device != "cpu"
+    if cuda and torch.cuda.device_count() < n:
+        raise RuntimeError(
+            f"train.gpus is {n} but only {torch.cuda.device_count()} CUDA devices are visible"
+        )
+    if settings.device == "cuda" and not cuda:
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    settings_file = work_dir / "train_settings.json"
+    settings_file.write_text(json.dumps(asdict(settings), indent=1))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+        "-m", "pipeline.gan",
+        "--shards", str(shards), "--model", str(model), "--stats", str(stats),
+        "--work-dir", str(work_dir), "--settings", str(settings_file),
+        "--image-size", str(image_size), "--seed", str(seed),
+        "--threads", str(max(1, threads // n)),
+    ]  # fmt: skip
+    log.info("%d %s processes: %s", n, "GPU" if cuda else "CPU (gloo)", " ".join(command))
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        for line in proc.stdout:
+            log.info("torchrun: %s", line.rstrip())
+    if proc.returncode:
+        raise RuntimeError(
+            f"torchrun exited with status {proc.returncode}; its output is in the log above"
+        )

@@ -1,8 +1,15 @@
-"""DCGAN (Radford et al. 2016) for 32, 64 and 128 px, in the spirit of pytorch/examples.
+"""DCGAN (Radford et al. 2016) for 16 to 256 px, in the spirit of pytorch/examples.
 
 The generator maps a latent (nz, 1, 1) to a 4x4 map, then doubles the resolution with strided
 transposed convolutions until `image_size`, halving the width each time; the discriminator mirrors
-it. A checkpoint stores the constructor arguments (`config`), so sampling needs no training config.
+it. Kernels are 4x4 (pytorch/examples) or 5x5 (the DCGAN paper's TensorFlow code).
+
+Conditional variant (`n_classes` > 0): G appends a learned class embedding to the latent; D is a
+projection discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <embed(y), phi(x)>, with
+phi(x) the last feature map summed over space.
+
+A checkpoint stores the constructor arguments (`model_config`), so sampling needs no training
+config.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ class ModelConfig:
     channels: int = 3
     d_norm: str = "batch"  # batch, spectral (SN-GAN: no batch norm) or none (for WGAN-GP)
     minibatch_std: bool = False  # D sees the batch's spread (Karras et al. 2018): fights collapse
+    kernel: int = 4  # 4 (pytorch/examples) or 5 (the paper's code)
+    n_classes: int = 0  # > 0: conditional G and projection D
 
     @property
     def n_up(self) -> int:
@@ -31,6 +40,20 @@ class ModelConfig:
         if self.image_size < 16 or n != int(n):
             raise ValueError(f"image_size must be a power of two >= 16, got {self.image_size}")
         return int(n)
+
+    def up(self, c_in: int, c_out: int) -> nn.ConvTranspose2d:
+        """A transposed convolution that doubles the resolution."""
+        if self.kernel == 4:
+            return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+        if self.kernel == 5:
+            return nn.ConvTranspose2d(c_in, c_out, 5, 2, 2, output_padding=1, bias=False)
+        raise ValueError(f"kernel must be 4 or 5, got {self.kernel}")
+
+    def down(self, c_in: int, c_out: int) -> nn.Conv2d:
+        """A strided convolution that halves the resolution."""
+        if self.kernel not in (4, 5):
+            raise ValueError(f"kernel must be 4 or 5, got {self.kernel}")
+        return nn.Conv2d(c_in, c_out, self.kernel, 2, (self.kernel - 1) // 2, bias=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,24 +73,31 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         width = cfg.ngf * 2 ** (cfg.n_up - 1)
+        self.embed = nn.Embedding(cfg.n_classes, cfg.nz) if cfg.n_classes else None
+        z_dim = cfg.nz * (2 if cfg.n_classes else 1)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.nz, width, 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(z_dim, width, 4, 1, 0, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(True),
         ]
         for _ in range(cfg.n_up - 1):
             layers += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                cfg.up(width, width // 2),
                 nn.BatchNorm2d(width // 2),
                 nn.ReLU(True),
             ]
             width //= 2
-        layers += [nn.ConvTranspose2d(width, cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [cfg.up(width, cfg.channels), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         self.apply(init_weights)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.view(z.shape[0], self.cfg.nz, 1, 1))
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = z.view(z.shape[0], self.cfg.nz)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is conditional: pass class labels")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        return self.main(z[:, :, None, None])
 
 
 class MinibatchStd(nn.Module):
@@ -103,24 +133,41 @@ class Discriminator(nn.Module):
         sn = nn.utils.parametrizations.spectral_norm if cfg.d_norm == "spectral" else (lambda m: m)
         width = cfg.ndf
         layers: list[nn.Module] = [
-            sn(nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False)),
+            sn(cfg.down(cfg.channels, width)),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for _ in range(cfg.n_up - 1):
-            layers.append(sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)))
+            layers.append(sn(cfg.down(width, width * 2)))
             if cfg.d_norm == "batch":
                 layers.append(nn.BatchNorm2d(width * 2))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             width *= 2
         if cfg.minibatch_std:
             layers.append(MinibatchStd())
-        layers += [sn(nn.Conv2d(width + int(cfg.minibatch_std), 1, 4, 1, 0, bias=False))]
-        self.main = nn.Sequential(*layers)
+            width += 1
+        self.features = nn.Sequential(*layers)
+        self.head = sn(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+        self.embed = sn(nn.Embedding(cfg.n_classes, width)) if cfg.n_classes else None
         if cfg.d_norm != "spectral":
             self.apply(init_weights)
+            if self.embed is not None:
+                nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten()
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        logit = self.head(h).flatten()
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is conditional: pass class labels")
+            logit = logit + (self.embed(labels) * h.sum(dim=(2, 3))).sum(dim=1)
+        return logit
+
+
+def grid_labels(n_classes: int, count: int, per_row: int = 8) -> torch.Tensor | None:
+    """Labels for a sample grid: one class per row, classes in turn (None if unconditional)."""
+    if not n_classes:
+        return None
+    return (torch.arange(count) // per_row) % n_classes
 
 
 def load_generator(path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:

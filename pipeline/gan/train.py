@@ -23,11 +23,11 @@ from pipeline.gan.augment import diff_augment
 from pipeline.gan.distributed import SINGLE, Ranks
 from pipeline.gan.ema import EMA
 from pipeline.gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
-from pipeline.gan.models import Discriminator, Generator, ModelConfig
+from pipeline.gan.models import Discriminator, Generator, ModelConfig, grid_labels
 from pipeline.io import atomic_path
 from pipeline.progress import progress
 from pipeline.report import save_grid, to_uint8
-from pipeline.shards import BatchSampler, load_split, read_manifest
+from pipeline.shards import BatchSampler, load_labels, load_split, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,22 @@ def grad_norm(model: torch.nn.Module) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
 
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 where the GPU has it, fp16 (with loss scaling) on older GPUs."""
+    if setting == "bf16":
+        return torch.bfloat16
+    if setting == "fp16":
+        return torch.float16
+    if setting == "auto" and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
 class Trainer:
-    """The models, optimisers and data of one run, and one training step."""
+    """The models, optimisers and data of one run, and one training step.
+
+    `labels` (class index per training image) and `classes` make the GAN conditional.
+    """
 
     def __init__(
         self,
@@ -64,6 +78,8 @@ class Trainer:
         seed: int,
         device,
         ranks: Ranks = SINGLE,
+        labels: torch.Tensor | None = None,
+        classes: list[str] | None = None,
     ):
         if s.loss == "wgan-gp" and s.d_norm == "batch":
             raise ValueError(
@@ -71,6 +87,7 @@ class Trainer:
             )
         torch.manual_seed(seed)
         self.s, self.device = s, device
+        self.classes = list(classes or [])
         self.model_config = ModelConfig(
             image_size=image_size,
             nz=s.nz,
@@ -78,96 +95,139 @@ class Trainer:
             ndf=s.ndf,
             d_norm=s.d_norm,
             minibatch_std=s.minibatch_std,
+            kernel=s.kernel,
+            n_classes=len(self.classes),
         )
         self.G = Generator(self.model_config).to(device)
         self.D = Discriminator(self.model_config).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=(s.beta1, s.beta2))
-        self.amp = s.amp == "bf16" or (
-            s.amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-        )
+        self.amp_dtype = amp_dtype(s.amp, device)
+        # fp16 needs loss scaling, bf16 has fp32's range and does not. The scale starts at 2^10,
+        # not 2^16: DCGAN gradients overflow fp16 at 2^16, so the first steps would be skipped.
+        fp16 = self.amp_dtype == torch.float16
+        self.scaler_g = torch.amp.GradScaler(device.type, 2.0**10, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(device.type, 2.0**10, enabled=fp16)
         if s.channels_last == "on" or (s.channels_last == "auto" and device.type == "cuda"):
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.ema = EMA(self.G, s.ema_decay) if s.ema_decay > 0 else None
         self.ranks, self.seed = ranks, seed
         self.replay_buffer: torch.Tensor | None = None
-        self.g_net, self.d_net = (
-            self.G,
-            self.D,
-        )  # what the step calls: DDP wrappers on several ranks
+        self.replay_labels: torch.Tensor | None = None
+        self.penalised = s.loss == "wgan-gp" or s.r1_gamma > 0
+        # What the step calls: compiled and/or DDP-wrapped networks. Gradient penalties need a
+        # double backward through D, which DDP does not support: D's gradients are then averaged
+        # over the ranks by hand after backward (as StyleGAN2-ADA does).
+        self.g_net, self.d_net = self.G, self.D
         if s.compile:
             self.g_net, self.d_net = torch.compile(self.G), torch.compile(self.D)
+        self.sync_d_by_hand = ranks.world > 1 and self.penalised
         if ranks.world > 1:
             ids = [device.index] if device.type == "cuda" else None
             self.g_net = DistributedDataParallel(self.g_net, device_ids=ids)
-            self.d_net = DistributedDataParallel(self.d_net, device_ids=ids)
+            if self.sync_d_by_hand:
+                distributed.broadcast_parameters(self.D)
+            else:
+                self.d_net = DistributedDataParallel(self.d_net, device_ids=ids)
             torch.manual_seed(seed + 7919 * ranks.rank)  # each rank its own latents
         self.sampler = BatchSampler(
-            images.to(device), s.batch_size, seed + 7919 * ranks.rank, s.hflip
+            images.to(device), s.batch_size, seed + 7919 * ranks.rank, s.hflip, labels
         )
         self.fixed_z = torch.randn(64, s.nz, generator=torch.Generator().manual_seed(seed + 1)).to(
             device
         )
+        self.fixed_labels = grid_labels(len(self.classes), 64)
+        if self.fixed_labels is not None:
+            self.fixed_labels = self.fixed_labels.to(device)
         self.step = 0
 
-    def critic(self, images: torch.Tensor) -> torch.Tensor:
+    def critic(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """D's logits on (augmented) images."""
-        return self.d_net(
-            diff_augment(images, self.s.diffaugment) if self.s.diffaugment else images
-        )
+        if self.s.diffaugment:
+            images = diff_augment(images, self.s.diffaugment)
+        return self.d_net(images, labels)
+
+    def penalty(self, real: torch.Tensor, fake: torch.Tensor, labels) -> torch.Tensor:
+        """The configured gradient penalties, in fp32 (a half-precision input gradient
+        underflows), through the bare D."""
+        s = self.s
+        total = torch.zeros((), device=self.device)
+        with torch.autocast(self.device.type, enabled=False):
+            real, fake = real.float(), fake.float()
+
+            def critic(x):
+                return self.D(x, labels)
+
+            if s.loss == "wgan-gp":
+                total = total + s.gp_weight * gradient_penalty(critic, real, fake)
+            if s.r1_gamma > 0:
+                total = total + s.r1_gamma / 2 * r1_penalty(critic, real)
+        return total
 
     def d_step(self) -> tuple[torch.Tensor, ...]:
         s = self.s
-        real = self.sampler()
-        fake = self.g_net(torch.randn(real.shape[0], s.nz, device=self.device))
-        logits_real, logits_fake = self.critic(real), self.critic(self.replayed(fake.detach()))
-        loss_d = d_loss(s.loss, logits_real, logits_fake, s.label_smoothing, s.label_noise)
-        if s.loss == "wgan-gp":
-            loss_d = loss_d + s.gp_weight * gradient_penalty(self.D, real, fake)
-        if s.r1_gamma > 0:
-            loss_d = loss_d + s.r1_gamma / 2 * r1_penalty(self.D, real)
+        real, labels = self.sampler.draw()
+        with self.autocast():
+            fake = self.g_net(torch.randn(real.shape[0], s.nz, device=self.device), labels)
+            old, old_labels = self.replayed(fake.detach(), labels)
+            logits_real, logits_fake = self.critic(real, labels), self.critic(old, old_labels)
+            loss_d = d_loss(s.loss, logits_real, logits_fake, s.label_smoothing, s.label_noise)
+        if self.penalised:
+            loss_d = loss_d + self.penalty(real, fake, labels)
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.grad_d = grad_norm(self.D)
-        self.opt_d.step()
-        return fake, loss_d, logits_real.detach(), logits_fake.detach()
+        self.scaler_d.scale(loss_d).backward()
+        if self.sync_d_by_hand:
+            distributed.average_gradients(self.D)  # before unscaling: every rank sees the same inf
+        self.scaler_d.unscale_(self.opt_d)
+        self.grad_d = grad_norm(self.D)  # inf or nan: the scaler skips this step
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        return fake, labels, loss_d, logits_real.detach(), logits_fake.detach()
 
     def autocast(self):
-        """bf16 autocast where enabled (no loss scaling needed, unlike fp16)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+        """Mixed precision where enabled (see `amp_dtype`)."""
+        return torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype)
+        )
 
-    def replayed(self, fake: torch.Tensor) -> torch.Tensor:
-        """Experience replay: a `replay` fraction of the batch swapped for old fakes, which the
-        buffer then takes in place of random old ones."""
+    def replayed(self, fake: torch.Tensor, labels: torch.Tensor | None):
+        """Experience replay: a `replay` fraction of the batch swapped for old fakes (and their
+        labels), which the buffer then takes in place of random old ones."""
         if self.s.replay <= 0:
-            return fake
+            return fake, labels
         k = int(round(self.s.replay * len(fake)))
-        out = fake
+        out, out_labels = fake, labels
         if self.replay_buffer is not None and k:
             pick = torch.randint(len(self.replay_buffer), (k,), device=fake.device)
             out = torch.cat([self.replay_buffer[pick].to(fake.dtype), fake[k:]])
-        if self.replay_buffer is None:
-            self.replay_buffer = fake.float().clone()
-        elif len(self.replay_buffer) < self.s.replay_size:
-            self.replay_buffer = torch.cat([self.replay_buffer, fake.float()])[: self.s.replay_size]
-        else:
-            slots = torch.randint(len(self.replay_buffer), (len(fake),), device=fake.device)
-            self.replay_buffer[slots] = fake.float()
-        return out
+            if labels is not None:
+                out_labels = torch.cat([self.replay_labels[pick], labels[k:]])
+        self._remember(fake.float(), labels)
+        return out, out_labels
+
+    def _remember(self, fake: torch.Tensor, labels: torch.Tensor | None) -> None:
+        if self.replay_buffer is None or len(self.replay_buffer) < self.s.replay_size:
+            keep = self.s.replay_size
+            self.replay_buffer = _append(self.replay_buffer, fake, keep)
+            self.replay_labels = _append(self.replay_labels, labels, keep)
+            return
+        slots = torch.randint(len(self.replay_buffer), (len(fake),), device=fake.device)
+        self.replay_buffer[slots] = fake
+        if labels is not None:
+            self.replay_labels[slots] = labels
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        with self.autocast():
-            return self._train_step()
-
-    def _train_step(self) -> dict[str, torch.Tensor]:
         for _ in range(self.s.n_critic):
-            fake, loss_d, logits_real, logits_fake = self.d_step()
-        loss_g = g_loss(self.s.loss, self.critic(fake))
+            fake, labels, loss_d, logits_real, logits_fake = self.d_step()
+        with self.autocast():
+            loss_g = g_loss(self.s.loss, self.critic(fake, labels))
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        self.scaler_g.scale(loss_g).backward()
+        self.scaler_g.unscale_(self.opt_g)
         grad_g = grad_norm(self.G)
-        self.opt_g.step()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
         if self.ema is not None:
             self.ema.update(self.G)
         self.step += 1
@@ -178,8 +238,9 @@ class Trainer:
             "d_fake": torch.sigmoid(logits_fake.float()).mean(),
             "acc_real": (logits_real > 0).float().mean(),
             "acc_fake": (logits_fake < 0).float().mean(),
-            "grad_d": self.grad_d,
-            "grad_g": grad_g,
+            "grad_d": torch.nan_to_num(self.grad_d, nan=0.0, posinf=0.0),
+            "grad_g": torch.nan_to_num(grad_g, nan=0.0, posinf=0.0),
+            "skipped": (~torch.isfinite(self.grad_d) | ~torch.isfinite(grad_g)).float(),
         }
 
     @property
@@ -187,17 +248,28 @@ class Trainer:
         """The EMA generator when there is one: samples and metrics use it."""
         return self.ema.model if self.ema is not None else self.G
 
+    def class_counts(self) -> list[int]:
+        labels = self.sampler.labels
+        if labels is None:
+            return []
+        return torch.bincount(labels.cpu(), minlength=len(self.classes)).tolist()
+
     def state_dict(self) -> dict:
         return {
             "step": self.step,
             "model_config": self.model_config.to_dict(),
+            "classes": self.classes,
+            "class_counts": self.class_counts(),
             "generator": self.G.state_dict(),
             "generator_ema": self.ema.model.state_dict() if self.ema is not None else None,
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
             "sampler": self.sampler.state_dict(),
             "replay_buffer": self.replay_buffer,
+            "replay_labels": self.replay_labels,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -210,8 +282,11 @@ class Trainer:
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
         self.sampler.load_state_dict(state["sampler"])
         self.replay_buffer = state.get("replay_buffer")
+        self.replay_labels = state.get("replay_labels")
         if self.ranks.rank > 0:  # the checkpoint holds rank 0's data stream: draw another
             self.sampler.generator.manual_seed(self.seed + 7919 * self.ranks.rank + self.step)
         torch.set_rng_state(state["torch_rng"])
@@ -223,9 +298,15 @@ class Trainer:
         generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
-        images = generator(self.fixed_z)
+        images = generator(self.fixed_z, self.fixed_labels)
         generator.train(was_training)
         return to_uint8(images)
+
+
+def _append(buffer: torch.Tensor | None, new: torch.Tensor | None, keep: int):
+    if new is None:
+        return None
+    return new.clone()[:keep] if buffer is None else torch.cat([buffer, new])[:keep]
 
 
 def save_checkpoint(trainer: Trainer, path: Path, run_id: str) -> None:
@@ -270,14 +351,17 @@ def train(
     image_size: int,
     seed: int,
     threads: int = 1,
-) -> Trainer:
-    """The train stage: shards in; final model, loss log, checkpoints and sample grids out."""
+) -> Trainer | None:
+    """The train stage: shards in; final model, loss log, checkpoints and sample grids out.
+
+    With `s.gpus` > 1 and not already under torchrun, it starts torchrun with one process per
+    GPU running this same function, waits for it and returns None."""
+    if s.gpus > 1 and "WORLD_SIZE" not in os.environ:
+        args = dict(model=model_path, stats=stats_path, work_dir=work_dir, image_size=image_size)
+        distributed.launch(s, shards_dir, seed=seed, threads=threads, **args)
+        return None
     torch.set_num_threads(max(1, threads))
     ranks, ddp_device = distributed.setup(s.device)
-    if ranks.world > 1 and (s.loss == "wgan-gp" or s.r1_gamma > 0):
-        raise ValueError(
-            "gradient penalties (wgan-gp, r1_gamma) are not supported with several processes yet"
-        )
     device = ddp_device or select_device(s.device)
     manifest = read_manifest(shards_dir)
     if manifest["image_size"] != image_size:
@@ -285,8 +369,18 @@ def train(
             f"{shards_dir}: shards are {manifest['image_size']} px, run wants {image_size}"
         )
     images = load_split(shards_dir, "train")
+    labels, classes = None, None
+    if s.condition != "none":
+        labels, classes = load_labels(shards_dir, "train", s.condition)
+        log.info("conditional on %s: %d classes %s", s.condition, len(classes), classes)
+        if len(classes) < 2:
+            log.warning(
+                "condition %s has one class only (%s): the condition adds nothing",
+                s.condition,
+                classes,
+            )
     log.info("training on %d crops of %d px on %s: %s", len(images), image_size, device, asdict(s))
-    trainer = Trainer(s, images, image_size, seed, device, ranks)
+    trainer = Trainer(s, images, image_size, seed, device, ranks, labels, classes)
     run_id = run_fingerprint(s, manifest, seed)
     work_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, running_stats = work_dir / "checkpoint.pt", work_dir / "stats.jsonl"
@@ -297,21 +391,21 @@ def train(
         _keep_stats_until(running_stats, trainer.step)
     _loop(trainer, s, work_dir, running_stats, checkpoint, run_id)
     if ranks.world > 1:
-        gap = distributed.max_difference(trainer.G)
+        gap = max(distributed.max_difference(trainer.G), distributed.max_difference(trainer.D))
         log.info(
-            "rank %d: generator weights on %d ranks differ by at most %g",
+            "rank %d: G and D weights on %d ranks differ by at most %g",
             ranks.rank,
             ranks.world,
             gap,
         )
         distributed.teardown()
         if gap > 1e-6:
-            raise RuntimeError(f"DDP ranks diverged: generator weights differ by {gap}")
+            raise RuntimeError(f"DDP ranks diverged: weights differ by {gap}")
         if not ranks.main:
             return trainer
     with atomic_path(model_path) as tmp:
         state = trainer.state_dict()
-        keep = ("step", "model_config", "discriminator")
+        keep = ("step", "model_config", "classes", "class_counts", "discriminator")
         final = {k: state[k] for k in keep}
         final["generator"] = trainer.sampling_generator.state_dict()  # what evaluation samples from
         final["generator_raw"] = state["generator"]
@@ -395,11 +489,11 @@ class DiscriminatorAlarm:
 def _loop(
     trainer: Trainer, s: TrainSettings, work_dir: Path, stats: Path, checkpoint: Path, run_id: str
 ):
-    bar = progress(total=s.steps, initial=trainer.step, desc="train", unit="step")
+    main = trainer.ranks.main
+    bar = progress(total=s.steps, initial=trainer.step, desc="train", unit="step", disable=not main)
     window: dict[str, torch.Tensor] = {}
     count, started = 0, time.perf_counter()
     alarm = DiscriminatorAlarm(s.alarm_accuracy, s.alarm_steps)
-    main = trainer.ranks.main
     with open(stats if main else os.devnull, "a") as log_file:
         while trainer.step < s.steps:
             for key, value in trainer.train_step().items():

@@ -33,6 +33,11 @@ def exp_setting(key):
     return lambda wildcards: experiment(wildcards)[key]
 
 
+def train_gpus(wildcards):
+    """GPUs one training run asks for: Snakemake's standard `gpu` resource."""
+    return experiment(wildcards)["train"]["gpus"]
+
+
 def source_config(name):
     return config["sources"][name]
 

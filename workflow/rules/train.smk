@@ -1,5 +1,6 @@
 # Train the DCGAN. Checkpoints live in results/{exp}/train/checkpoints (not an output, so they
-# survive an interrupted job); a rerun resumes from the last one.
+# survive an interrupted job); a rerun resumes from the last one. `gpu` is train.gpus: with more
+# than one, the job runs torchrun with one DDP process per GPU.
 
 
 rule train_gan:
@@ -17,6 +18,7 @@ rule train_gan:
     threads: MAX_THREADS
     resources:
         mem_mb=8000,
+        gpu=train_gpus,
     params:
         train=exp_setting("train"),
         image_size=exp_setting("image_size"),
