@@ -1,6 +1,6 @@
 # From public detection and face datasets to a trained GAN for one category.
 # Data flows one way: sources -> boxes -> crops -> shards -> train -> evaluate.
-# Run the offline demo:  snakemake --cores 2 results/demo/samples.png
+# Run the offline demo:  snakemake --cores 2 results/demo/report.html
 
 
 configfile: "config/config.yaml"
@@ -25,3 +25,4 @@ rule all:
     default_target: True
     input:
         "results/demo/samples.png",
+        "results/demo/report.html",

@@ -69,12 +69,23 @@ class TrainSettings:
     condition: str = "none"
     gpus: int = 1
     compile: bool = False
+    eval_every: int = 1000
+    eval_images: int = 256
 
 
 @dataclass(frozen=True)
 class EvalSettings:
     num_samples: int = 2048
     grid_size: int = 8
+    inception_weights: str | None = None
+    reference_images: int = 10000
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    pr_neighbours: int = 3
+    copy_quantile: float = 0.05
+    copy_alarm: float = 3.0
+    nearest_count: int = 16
+    interpolation_rows: int = 6
 
 
 def from_dict(cls: type[T], values: dict[str, Any] | None) -> T:

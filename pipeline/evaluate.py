@@ -1,21 +1,41 @@
-"""Evaluate a trained generator: sample grid, sliced Wasserstein distance, loss plot.
+"""Evaluate a trained generator: pictures and the metrics the field uses.
 
-The SWD between generated crops and held-out real crops is reported beside the SWD between
-the held-out crops and as many training crops: the floor a perfect generator would reach.
+- SWD (no weights needed) between generated and held-out real crops, beside the SWD between the
+  held-out crops and as many training crops: the floor a perfect generator would reach.
+- FID and KID against the reference features of the training crops (`pipeline.reference`), with
+  the held-out crops' FID/KID as the floor; skipped, with a message, without Inception weights.
+- Precision and recall (k-NN manifolds) on the same features (pixels without Inception).
+- Memorisation: each sample's nearest training crop, against held-out crops' nearest distances.
+- Pictures: samples.png (EMA generator, fixed latents), an interpolation strip, the
+  nearest-neighbour sheet and distance histograms, loss/accuracy curves, the SWD curve of training.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pipeline.config import EvalSettings
 from pipeline.gan.models import grid_labels, load_generator
 from pipeline.io import write_json
+from pipeline.metrics.fid import frechet_distance, kernel_inception_distance
+from pipeline.metrics.memorisation import memorisation, nearest
+from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.swd import sliced_wasserstein
-from pipeline.report import plot_losses, read_stats, save_grid, to_uint8
+from pipeline.reference import Extractor, device, load_reference
+from pipeline.report import (
+    pairs_sheet,
+    plot_distances,
+    plot_losses,
+    plot_metric_curve,
+    read_stats,
+    save_grid,
+    to_uint8,
+)
 from pipeline.shards import load_split
 
 log = logging.getLogger(__name__)
@@ -89,32 +109,142 @@ def swd_metrics(generator, state: dict, shards_dir: Path, count: int, seed: int)
     }
 
 
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latents a and b (rows) at fractions t."""
+    a_n, b_n = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((a_n * b_n).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+@torch.no_grad()
+def interpolation(generator, rows: int, steps: int, seed: int) -> torch.Tensor:
+    """`rows` walks of `steps` images between pairs of random latents (of one class each)."""
+    rng = torch.Generator().manual_seed(seed + 3)
+    nz = generator.cfg.nz
+    a, b = torch.randn(rows, 1, nz, generator=rng), torch.randn(rows, 1, nz, generator=rng)
+    t = torch.linspace(0, 1, steps).view(1, steps, 1)
+    z = slerp(a, b, t).reshape(rows * steps, nz)
+    labels = grid_labels(generator.cfg.n_classes, rows * steps, per_row=steps)
+    device = next(generator.parameters()).device
+    y = labels.to(device) if labels is not None else None
+    return to_uint8(generator(z.to(device), y))
+
+
+def distribution_metrics(fake: torch.Tensor, ref: dict, s: EvalSettings, seed: int) -> dict:
+    """FID and KID (Inception features only) of generated and of held-out crops against the
+    training reference, and precision/recall of the generated ones."""
+    train, holdout = ref["train"], ref["holdout"]
+    out: dict = {"features": ref["kind"]}
+    if ref["kind"] == "inception":
+        out["fid"] = frechet_distance(fake.numpy(), train.numpy())
+        kid = dict(subsets=s.kid_subsets, subset_size=s.kid_subset_size, seed=seed)
+        out["kid"], out["kid_std"] = kernel_inception_distance(fake.numpy(), train.numpy(), **kid)
+        if len(holdout) >= MIN_REAL:  # the floor: real crops the model never saw
+            out["fid_real_floor"] = frechet_distance(holdout.numpy(), train.numpy())
+            out["kid_real_floor"], _ = kernel_inception_distance(
+                holdout.numpy(), train.numpy(), **kid
+            )
+        out["inception_weights"] = ref["weights"]
+        out["standard_weights"] = ref["standard_weights"]
+        log.info("FID %.2f  KID %.4f (%d generated)", out["fid"], out["kid"], len(fake))
+    else:
+        out.update(fid=None, kid=None, fid_note=ref["note"])
+    n = min(len(fake), len(train))
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 5))[:n]
+    if n > s.pr_neighbours:
+        out.update(precision_recall(train[pick], fake[:n], k=s.pr_neighbours))
+    return out
+
+
+def memorisation_check(
+    fake_images: torch.Tensor,
+    fake_features: torch.Tensor,
+    ref: dict,
+    shards_dir: Path,
+    s: EvalSettings,
+    sheet_png: Path,
+    distances_png: Path,
+) -> dict:
+    """Nearest training crop of each sample: the copy statistics (against held-out crops), the
+    side-by-side sheet of the closest samples and the distance histograms."""
+    fake_nn = nearest(fake_features, ref["train"])
+    closest = np.argsort(fake_nn.distance)[: s.nearest_count]  # the likeliest copies first
+    train_images = load_split(shards_dir, "train")[ref["train_index"][fake_nn.index[closest]]]
+    pairs_sheet(
+        fake_images[closest],
+        train_images,
+        [f"d={fake_nn.distance[i]:.3g}" for i in closest],
+        sheet_png,
+        f"closest samples (left) and their nearest training crop (right), {ref['kind']} features",
+    )
+    if len(ref["holdout"]) < MIN_REAL:
+        note = f"{len(ref['holdout'])} held-out crops: too few to judge copying (need {MIN_REAL})"
+        log.warning(note)
+        plot_distances(fake_nn.distance, np.array([]), None, distances_png, note)
+        return {"note": note, "median_distance_generated": float(np.median(fake_nn.distance))}
+    held_nn = nearest(ref["holdout"], ref["train"])
+    result = memorisation(fake_nn, held_nn, s.copy_quantile, s.copy_alarm)
+    plot_distances(
+        fake_nn.distance,
+        held_nn.distance,
+        result["copy_threshold"],
+        distances_png,
+        f"copy fraction {result['copy_fraction']:.1%} (about {s.copy_quantile:.0%} if no copying)",
+    )
+    return result
+
+
+@dataclass(frozen=True)
+class EvalOutputs:
+    samples: Path
+    metrics: Path
+    losses: Path
+    interpolation: Path
+    nearest: Path
+    distances: Path
+    curve: Path
+
+
 def evaluate(
     model_path: Path,
     shards_dir: Path,
     stats_path: Path,
-    samples_png: Path,
-    metrics_json: Path,
-    losses_png: Path,
+    reference_path: Path,
+    evals_path: Path,
+    out: EvalOutputs,
     s: EvalSettings,
     seed: int,
     threads: int = 1,
 ) -> dict:
+    """The evaluate stage: pictures and metrics of one trained generator."""
     torch.set_num_threads(max(1, threads))
     generator, state = load_generator(model_path)
-    labels = grid_labels(generator.cfg.n_classes, s.grid_size**2, per_row=s.grid_size)
-    grid = generate(generator, s.grid_size**2, seed, labels)
-    save_grid(grid, samples_png, nrow=s.grid_size)
+    grid_y = grid_labels(generator.cfg.n_classes, s.grid_size**2, per_row=s.grid_size)
+    save_grid(generate(generator, s.grid_size**2, seed, grid_y), out.samples, nrow=s.grid_size)
+    save_grid(interpolation(generator, s.interpolation_rows, 10, seed), out.interpolation, nrow=10)
     metrics = {
         "step": int(state["step"]),
         **swd_metrics(generator, state, shards_dir, s.num_samples, seed),
     }
     if state.get("classes"):
         metrics["classes"] = state["classes"]  # samples.png: one class per row, in this order
-    write_json(metrics, metrics_json)
-    plot_losses(
-        read_stats(stats_path),
-        losses_png,
-        title=f"{model_path.parent.parent.name}: {metrics['step']} steps",
+    ref = load_reference(reference_path)
+    extractor = Extractor.from_settings(s, device())
+    if extractor.kind != ref["kind"]:
+        raise ValueError(
+            f"{reference_path} holds {ref['kind']} features but this run would use "
+            f"{extractor.kind}: rerun the evaluate_reference rule"
+        )
+    labels = class_labels(state, s.num_samples, seed + 7)
+    fake_images = generate(generator, s.num_samples, seed + 7, labels)
+    fake_features = extractor(fake_images, desc="generated")
+    metrics.update(distribution_metrics(fake_features, ref, s, seed))
+    metrics["memorisation"] = memorisation_check(
+        fake_images, fake_features, ref, shards_dir, s, out.nearest, out.distances
     )
+    write_json(metrics, out.metrics)
+    title = f"{model_path.parent.parent.name}: {metrics['step']} steps"
+    plot_losses(read_stats(stats_path), out.losses, title=title)
+    plot_metric_curve(read_stats(evals_path), out.curve, title=title)
     return metrics

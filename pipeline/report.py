@@ -61,15 +61,26 @@ def read_stats(path: Path | str) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def plot_losses(stats: list[dict], path: Path | str, title: str = "") -> None:
-    """Loss curves of D and G, and D's mean output on real and fake images."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_figure(fig, path: Path | str) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    _pyplot().close(fig)
+
+
+def plot_losses(stats: list[dict], path: Path | str, title: str = "") -> None:
+    """Loss curves of D and G, D's mean output, and how often D is right, on real and fake."""
+    plt = _pyplot()
     steps = np.array([s["step"] for s in stats])
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig, (top, bottom, accuracy) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
     for key, label in (("loss_d", "D loss"), ("loss_g", "G loss")):
         top.plot(steps, [s[key] for s in stats], label=label)
     top.set_ylabel("loss")
@@ -78,10 +89,80 @@ def plot_losses(stats: list[dict], path: Path | str, title: str = "") -> None:
     for key, label in (("d_real", "D(x) real"), ("d_fake", "D(G(z)) fake")):
         bottom.plot(steps, [s[key] for s in stats], label=label)
     bottom.set_ylim(0, 1)
-    bottom.set_xlabel("step")
     bottom.set_ylabel("mean D output")
     bottom.legend()
+    for key, label in (("acc_real", "D right on real"), ("acc_fake", "D right on fake")):
+        if stats and key in stats[0]:
+            accuracy.plot(steps, [s[key] for s in stats], label=label)
+    accuracy.axhline(0.99, color="grey", linestyle=":", linewidth=1)
+    accuracy.set_ylim(0, 1.02)
+    accuracy.set_xlabel("step")
+    accuracy.set_ylabel("D accuracy")
+    accuracy.legend()
     fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_metric_curve(evals: list[dict], path: Path | str, title: str = "") -> None:
+    """SWD of generated against held-out crops over training steps (lower is better)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    if evals:
+        ax.plot([e["step"] for e in evals], [e["swd"] for e in evals], marker="o")
+    else:
+        ax.text(0.5, 0.5, "no measurement during training (train.eval_every: 0)", ha="center")
+    ax.set_xlabel("step")
+    ax.set_ylabel("SWD x1e3 (lower is better)")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_distances(
+    generated, held_out, threshold: float | None, path: Path | str, title: str = ""
+) -> None:
+    """Histograms of distances to the nearest training crop: generated vs held-out real crops."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    bins = np.histogram_bin_edges(np.concatenate([generated, held_out]), bins=40)
+    if len(held_out):
+        ax.hist(held_out, bins=bins, alpha=0.6, density=True, label="held-out real crops")
+    ax.hist(generated, bins=bins, alpha=0.6, density=True, label="generated")
+    if threshold is not None:
+        ax.axvline(threshold, color="red", linestyle="--", linewidth=1, label="copy threshold")
+    ax.set_xlabel("distance to the nearest training crop (feature space)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def pairs_sheet(
+    left: torch.Tensor,
+    right: torch.Tensor,
+    captions: list[str],
+    path: Path | str,
+    title: str,
+    columns: int = 4,
+    tile: int = 96,
+) -> None:
+    """Pairs of uint8 images side by side (e.g. a sample and its nearest training crop)."""
+    from PIL import ImageDraw
+
+    rows = max(1, -(-len(left) // columns))
+    pair_w, header, caption = 2 * tile + 2, 28, 14
+    sheet = Image.new(
+        "RGB", (columns * (pair_w + 10) + 6, header + rows * (tile + caption + 8)), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    draw.text((6, 8), title, fill=(0, 0, 0))
+    for i, (a, b, text) in enumerate(zip(left, right, captions, strict=True)):
+        x = 6 + (i % columns) * (pair_w + 10)
+        y = header + (i // columns) * (tile + caption + 8)
+        for offset, image in ((0, a), (tile + 2, b)):
+            pixels = Image.fromarray(image.permute(1, 2, 0).numpy())
+            sheet.paste(pixels.resize((tile, tile), Image.NEAREST), (x + offset, y))
+        draw.text((x, y + tile + 1), text, fill=(80, 0, 0))
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+        sheet.save(tmp, format="PNG")

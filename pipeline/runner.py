@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline import boxes, crops, curate, evaluate, filters, shards
+from pipeline import boxes, crops, curate, evaluate, filters, html_report, reference, shards
 from pipeline.config import (
     CropSettings,
     EvalSettings,
@@ -223,20 +223,52 @@ def _train_gan(smk) -> None:
         smk.params.image_size,
         smk.params.seed,
         smk.threads,
+        evals_path=Path(smk.output.evals),
+    )
+
+
+def _evaluate_reference(smk) -> None:
+    reference.reference_features(
+        Path(smk.input.shards),
+        Path(smk.output.features),
+        from_dict(EvalSettings, smk.params.evaluate),
+        smk.params.seed,
+        smk.threads,
     )
 
 
 def _evaluate_run(smk) -> None:
+    out = smk.output
     evaluate.evaluate(
         Path(smk.input.model),
         Path(smk.input.shards),
         Path(smk.input.stats),
-        Path(smk.output.samples),
-        Path(smk.output.metrics),
-        Path(smk.output.losses),
+        Path(smk.input.reference),
+        Path(smk.input.evals),
+        evaluate.EvalOutputs(
+            *(Path(p) for p in (out.samples, out.metrics, out.losses, out.interpolation)),
+            *(Path(p) for p in (out.nearest, out.distances, out.curve)),
+        ),
         from_dict(EvalSettings, smk.params.evaluate),
         smk.params.seed,
         smk.threads,
+    )
+
+
+def _report_experiment(smk) -> None:
+    figures = {k: Path(v) for k, v in smk.input.items() if k != "metrics"}
+    html_report.experiment_report(
+        smk.wildcards.exp,
+        Path(smk.input.metrics),
+        figures,
+        dict(smk.params.settings),
+        Path(smk.output.report),
+    )
+
+
+def _report_index(smk) -> None:
+    html_report.experiments_index(
+        [Path(p) for p in smk.input.metrics], Path(smk.output.html), Path(smk.output.csv)
     )
 
 
@@ -258,7 +290,10 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "curate_dataset": _curate_dataset,
     "curate_export": _curate_export,
     "train_gan": _train_gan,
+    "evaluate_reference": _evaluate_reference,
     "evaluate_run": _evaluate_run,
+    "report_experiment": _report_experiment,
+    "report_index": _report_index,
 }
 
 

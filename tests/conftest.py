@@ -31,6 +31,7 @@ TINY_DEMO = {
                 "ndf": 8,
                 "checkpoint_every": 10,
                 "sample_every": 15,
+                "eval_every": 15,
                 "log_every": 5,
             },
             "evaluate": {"num_samples": 64, "grid_size": 4},
@@ -107,7 +108,8 @@ def demo_run(tmp_path_factory) -> Path:
     """A workdir where the tiny demo has run end to end (shared by the workflow tests: read only)."""
     workdir = tmp_path_factory.mktemp("demo")
     write_config(workdir, TINY_DEMO)
-    snakemake(workdir, "--cores", "2", "results/demo/samples.png")
+    snakemake(workdir, "--cores", "2", "results/demo/report.html")
+    snakemake(workdir, "--cores", "1", "results/index.html")  # compares what is evaluated
     return workdir
 
 
@@ -117,3 +119,41 @@ def demo_copy(demo_run: Path, tmp_path: Path) -> Path:
     target = tmp_path / "demo"
     shutil.copytree(demo_run, target, symlinks=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, installed here if missing (the test set-up needs root and apt)."""
+    found = shutil.which("chromium")
+    if not found and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(
+            "apt-get update -qq && apt-get install -y -qq chromium",
+            shell=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            capture_output=True,
+            timeout=900,
+        )
+        found = shutil.which("chromium")
+    if not found:
+        pytest.skip(
+            "Chromium is not installed and cannot be installed here (apt-get install chromium)"
+        )
+    return found
+
+
+def headless(chromium: str, profile: Path, width: int = 1400, height: int = 900) -> list[str]:
+    """A headless Chromium command line that stays off the network, without the URL."""
+    return [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=20000",
+        f"--window-size={width},{height}",
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, dry_run, snakemake
+from tests.conftest import REPO, dry_run, headless, snakemake
 
 pytest.importorskip("fiftyone", reason="curation needs FiftyOne: pip install -e '.[curate]'")
 DATASET = "gan-crops-demo"
@@ -74,6 +73,7 @@ def test_tags_set_in_fiftyone_become_exclusions_and_rerun_only_shards_and_after(
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == {
         "shards_write",
         "train_gan",
+        "evaluate_reference",
         "evaluate_run",
     }
     snakemake(demo_copy, "--cores", "2", "results/demo/samples.png")
@@ -100,26 +100,6 @@ def wait_for_port(port: int, timeout: float) -> None:
     raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's Chromium, installed here if missing (the test set-up needs root and apt)."""
-    found = shutil.which("chromium")
-    if not found and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(
-            "apt-get update -qq && apt-get install -y -qq chromium",
-            shell=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            timeout=900,
-        )
-        found = shutil.which("chromium")
-    if not found:
-        pytest.skip(
-            "Chromium is not installed and cannot be installed here (apt-get install chromium)"
-        )
-    return found
-
-
 def test_app_shows_the_dataset_in_a_browser(demo_copy, chromium):
     snakemake(demo_copy, "--cores", "1", "results/demo/curate/dataset.json")
     port = free_port()
@@ -136,20 +116,7 @@ def test_app_shows_the_dataset_in_a_browser(demo_copy, chromium):
     artifacts.mkdir(exist_ok=True)
     try:
         wait_for_port(port, 120)
-        browser = [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={demo_copy / 'chromium'}",
-            "--virtual-time-budget=20000",
-            "--window-size=1400,900",
-        ]
+        browser = headless(chromium, demo_copy / "chromium")
         url = f"http://127.0.0.1:{port}/datasets/{DATASET}"
         shot = artifacts / "fiftyone_app.png"
         subprocess.run(

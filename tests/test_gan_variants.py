@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 
 from pipeline.config import EvalSettings
-from pipeline.evaluate import evaluate
+from pipeline.evaluate import EvalOutputs, evaluate
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, grid_labels
 from pipeline.gan.train import train
 from pipeline.io import write_json
+from pipeline.reference import reference_features
 from pipeline.shards import BatchSampler, load_labels, load_split
 from tests.conftest import dry_run, snakemake, write_config
 from tests.test_gan import TINY, make_shards
@@ -134,15 +135,17 @@ def test_conditional_run_trains_samples_one_class_per_row_and_evaluates(tmp_path
     assert len(trainer.replay_labels) == 16  # old fakes keep their labels
     model = torch.load(out / "m.pt", weights_only=True)
     assert model["classes"] == ["cave", "snow"] and model["model_config"]["n_classes"] == 2
-    metrics = evaluate(
-        out / "m.pt",
-        shards,
-        out / "s.jsonl",
+    s = EvalSettings(num_samples=20, grid_size=4, inception_weights=str(tmp_path / "none"))
+    reference_features(shards, out / "ref.pt", s, seed=0)
+    figures = ("interpolation", "nearest", "distances", "curve")
+    outputs = EvalOutputs(
         out / "samples.png",
         out / "metrics.json",
         out / "losses.png",
-        EvalSettings(num_samples=20, grid_size=4),
-        seed=0,
+        *(out / f"{name}.png" for name in figures),
+    )
+    metrics = evaluate(
+        out / "m.pt", shards, out / "s.jsonl", out / "ref.pt", out / "evals.jsonl", outputs, s, 0
     )
     assert metrics["classes"] == ["cave", "snow"] and metrics["swd"] is not None
     assert Image.open(out / "samples.png").size[0] > 4 * 32

@@ -28,15 +28,10 @@ DATA_STAGES = {
     "filters_apply",
     "shards_write",
 }
-DOWNSTREAM_OF_CROPS = {
-    "crops_extract",
-    "filters_apply",
-    "shards_write",
-    "train_gan",
-    "evaluate_run",
-}
+EVALUATION = {"train_gan", "evaluate_reference", "evaluate_run"}
+DOWNSTREAM_OF_CROPS = {"crops_extract", "filters_apply", "shards_write"} | EVALUATION
 EXPECTED_PLANS = {
-    "demo": DATA_STAGES | {"train_gan", "evaluate_run"},
+    "demo": DATA_STAGES | EVALUATION,
     "giraffe128": {
         "coco_annotations",
         "coco_boxes",
@@ -102,14 +97,15 @@ def test_demo_end_to_end(demo_run):
 def test_every_result_records_provenance_and_logs(demo_run):
     records = sorted(demo_run.glob("results/demo/**/*.provenance.json"))
     rules = {p.name.removesuffix(".provenance.json") for p in records}
-    assert rules == (DATA_STAGES - {"synthetic_dataset"}) | {"train_gan", "evaluate_run"}
+    assert rules == (DATA_STAGES - {"synthetic_dataset"}) | EVALUATION | {"report_experiment"}
+    assert (demo_run / "results/report_index.provenance.json").exists()
     train = json.loads((demo_run / "results/demo/train/train_gan.provenance.json").read_text())
     assert train["seed"] == 0 and train["params"]["train"]["steps"] == 30
     assert train["experiment_config"]["image_size"] == 32
     assert train["versions"]["torch"] == importlib.metadata.version("torch")
     assert train["versions"]["snakemake"] == importlib.metadata.version("snakemake")
     assert (demo_run / "resources/downloads/synthetic/synthetic_dataset.provenance.json").exists()
-    for rule in DATA_STAGES | {"train_gan", "evaluate_run"}:
+    for rule in DATA_STAGES | EVALUATION | {"report_experiment", "report_index"}:
         logs = list((demo_run / "logs").glob(f"{rule}*")) + list(
             (demo_run / "logs" / rule).glob("*.log")
         )
@@ -123,7 +119,7 @@ def test_crop_size_change_reruns_exactly_crops_and_after(demo_copy):
     write_config(demo_copy, TINY_DEMO, {"experiments": {"demo": {"crops": {"margin": 0.3}}}})
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == DOWNSTREAM_OF_CROPS
     write_config(demo_copy, TINY_DEMO, {"experiments": {"demo": {"filters": {"min_contrast": 10}}}})
-    after_filters = {"filters_apply", "shards_write", "train_gan", "evaluate_run"}
+    after_filters = {"filters_apply", "shards_write"} | EVALUATION
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == after_filters
     write_config(demo_copy, TINY_DEMO, {"experiments": {"demo": {"train": {"lr_d": 1e-4}}}})
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == {"train_gan", "evaluate_run"}
@@ -135,7 +131,7 @@ def test_exclusions_rerun_only_shards_and_after_and_leave_the_shards(demo_copy):
     exclusions = demo_copy / "resources/exclusions/demo.txt"
     exclusions.parent.mkdir(parents=True)
     exclusions.write_text("# rejected in review\n" + "\n".join(chosen) + "\n")
-    after = {"shards_write", "train_gan", "evaluate_run"}
+    after = {"shards_write"} | EVALUATION
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == after
     snakemake(demo_copy, "--cores", "2", "results/demo/shards")
     index = pd.read_parquet(demo_copy / "results/demo/shards/index.parquet")

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="folder of model.pt, stats.jsonl, checkpoints/")
     parser.add_argument("--model", type=Path, help="final model file (default OUT/model.pt)")
     parser.add_argument("--stats", type=Path, help="training log (default OUT/stats.jsonl)")
+    parser.add_argument("--evals", type=Path, help="SWD during training (default OUT/evals.jsonl)")
     parser.add_argument("--work-dir", type=Path, help="checkpoints (default OUT/checkpoints)")
     parser.add_argument("--settings", type=Path, help="JSON or YAML of train settings")
     parser.add_argument("--image-size", type=int, required=True)
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         args.image_size,
         args.seed,
         args.threads,
+        evals_path=args.evals or (args.out / "evals.jsonl" if args.out else None),
     )
 
 

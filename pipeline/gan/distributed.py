@@ -88,6 +88,7 @@ def launch(
     shards: Path,
     model: Path,
     stats: Path,
+    evals: Path,
     work_dir: Path,
     image_size: int,
     seed: int,
@@ -110,7 +111,7 @@ def launch(
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
         "-m", "pipeline.gan",
-        "--shards", str(shards), "--model", str(model), "--stats", str(stats),
+        "--shards", str(shards), "--model", str(model), "--stats", str(stats), "--evals", str(evals),
         "--work-dir", str(work_dir), "--settings", str(settings_file),
         "--image-size", str(image_size), "--seed", str(seed),
         "--threads", str(max(1, threads // n)),

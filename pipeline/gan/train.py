@@ -25,6 +25,7 @@ from pipeline.gan.ema import EMA
 from pipeline.gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, grid_labels
 from pipeline.io import atomic_path
+from pipeline.metrics.swd import sliced_wasserstein
 from pipeline.progress import progress
 from pipeline.report import save_grid, to_uint8
 from pipeline.shards import BatchSampler, load_labels, load_split, read_manifest
@@ -42,7 +43,16 @@ def select_device(name: str) -> torch.device:
 
 def run_fingerprint(s: TrainSettings, manifest: dict, seed: int) -> str:
     """What a checkpoint must share with this run to be resumed (step counts excluded)."""
-    same = replace(s, steps=0, checkpoint_every=0, sample_every=0, log_every=0, device="")
+    same = replace(
+        s,
+        steps=0,
+        checkpoint_every=0,
+        sample_every=0,
+        log_every=0,
+        device="",
+        eval_every=0,
+        eval_images=0,
+    )
     data = {k: manifest[k] for k in ("settings_hash", "files")}
     return fingerprint(same, data, seed)
 
@@ -351,13 +361,17 @@ def train(
     image_size: int,
     seed: int,
     threads: int = 1,
+    evals_path: Path | None = None,
 ) -> Trainer | None:
     """The train stage: shards in; final model, loss log, checkpoints and sample grids out.
 
     With `s.gpus` > 1 and not already under torchrun, it starts torchrun with one process per
-    GPU running this same function, waits for it and returns None."""
+    GPU running this same function, waits for it and returns None. Every `s.eval_every` steps the
+    SWD of generated against held-out crops goes to `evals_path` (default: beside the stats)."""
+    evals_path = evals_path or stats_path.with_name("evals.jsonl")
     if s.gpus > 1 and "WORLD_SIZE" not in os.environ:
         args = dict(model=model_path, stats=stats_path, work_dir=work_dir, image_size=image_size)
+        args["evals"] = evals_path
         distributed.launch(s, shards_dir, seed=seed, threads=threads, **args)
         return None
     torch.set_num_threads(max(1, threads))
@@ -384,12 +398,15 @@ def train(
     run_id = run_fingerprint(s, manifest, seed)
     work_dir.mkdir(parents=True, exist_ok=True)
     checkpoint, running_stats = work_dir / "checkpoint.pt", work_dir / "stats.jsonl"
+    running_evals = work_dir / "evals.jsonl"
     resumed = try_resume(trainer, checkpoint, run_id)
-    if ranks.main and not resumed:  # rank 0 alone owns the files of the run
-        running_stats.unlink(missing_ok=True)
-    if ranks.main:
-        _keep_stats_until(running_stats, trainer.step)
-    _loop(trainer, s, work_dir, running_stats, checkpoint, run_id)
+    for path in (running_stats, running_evals):
+        if ranks.main and not resumed:  # rank 0 alone owns the files of the run
+            path.unlink(missing_ok=True)
+        if ranks.main:
+            _keep_stats_until(path, trainer.step)
+    probe = QualityProbe(shards_dir, s, seed) if ranks.main and s.eval_every else None
+    _loop(trainer, s, work_dir, running_stats, checkpoint, run_id, probe)
     if ranks.world > 1:
         gap = max(distributed.max_difference(trainer.G), distributed.max_difference(trainer.D))
         log.info(
@@ -410,8 +427,9 @@ def train(
         final["generator"] = trainer.sampling_generator.state_dict()  # what evaluation samples from
         final["generator_raw"] = state["generator"]
         torch.save({**final, "fingerprint": run_id, "seed": seed, "ema_decay": s.ema_decay}, tmp)
-    with atomic_path(stats_path) as tmp:
-        tmp.write_text(running_stats.read_text() if running_stats.exists() else "")
+    for final_path, running in ((stats_path, running_stats), (evals_path, running_evals)):
+        with atomic_path(final_path) as tmp:
+            tmp.write_text(running.read_text() if running.exists() else "")
     progress_strip(work_dir / "samples", model_path.parent / "progress.gif")
     return trainer
 
@@ -486,8 +504,43 @@ class DiscriminatorAlarm:
         return False
 
 
+class QualityProbe:
+    """SWD of generated against held-out crops during training, on a fixed budget: the same
+    held-out crops and the same latents each time, so the curve moves only with the generator."""
+
+    def __init__(self, shards_dir: Path, s: TrainSettings, seed: int):
+        from pipeline.evaluate import real_sets
+
+        self.real, _ = real_sets(shards_dir, s.eval_images, seed)
+        self.seed = seed
+
+    def __call__(self, trainer: Trainer) -> dict | None:
+        from pipeline.evaluate import class_labels, generate
+
+        if len(self.real) < MIN_EVAL_IMAGES:
+            return None
+        generator = trainer.sampling_generator
+        was_training = generator.training
+        generator.eval()
+        state = {"class_counts": trainer.class_counts()}
+        n = len(self.real)
+        fake = generate(generator, n, self.seed + 1, class_labels(state, n, self.seed + 1))
+        generator.train(was_training)
+        swd = sliced_wasserstein(self.real, fake)["swd_mean"]
+        return {"step": trainer.step, "swd": round(swd, 4), "images": n}
+
+
+MIN_EVAL_IMAGES = 16
+
+
 def _loop(
-    trainer: Trainer, s: TrainSettings, work_dir: Path, stats: Path, checkpoint: Path, run_id: str
+    trainer: Trainer,
+    s: TrainSettings,
+    work_dir: Path,
+    stats: Path,
+    checkpoint: Path,
+    run_id: str,
+    probe: QualityProbe | None = None,
 ):
     main = trainer.ranks.main
     bar = progress(total=s.steps, initial=trainer.step, desc="train", unit="step", disable=not main)
@@ -529,6 +582,17 @@ def _loop(
                 save_grid(samples, work_dir / "samples" / f"step_{step:07d}.png", nrow=8)
                 if step >= s.steps // 5:  # an untrained G is not collapsed, just untrained
                     check_diversity(step, samples, trainer.sampler.images)
+            if probe is not None and (step % s.eval_every == 0 or step == s.steps):
+                measured = probe(trainer)
+                if measured is not None:
+                    with open(work_dir / "evals.jsonl", "a") as evals:
+                        evals.write(json.dumps(measured) + "\n")
+                    log.info(
+                        "step %d: SWD x1e3 %.2f (%d images)",
+                        step,
+                        measured["swd"],
+                        measured["images"],
+                    )
             if main and (step % s.checkpoint_every == 0 or step == s.steps):
                 save_checkpoint(trainer, checkpoint, run_id)
     bar.close()

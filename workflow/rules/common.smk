@@ -4,6 +4,7 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from pipeline.config import from_dict
+from pipeline.metrics.weights import find_weights
 from pipeline.sources.openimages import OpenImagesSettings, metadata_files
 
 min_version("9.0")
@@ -36,6 +37,21 @@ def exp_setting(key):
 def train_gpus(wildcards):
     """GPUs one training run asks for: Snakemake's standard `gpu` resource."""
     return experiment(wildcards)["train"]["gpus"]
+
+
+def inception_weights_file(wildcards):
+    """The FID Inception weights if present: placing them later reruns the reference features."""
+    path = find_weights(experiment(wildcards)["evaluate"]["inception_weights"])
+    return [str(path)] if path else []
+
+
+def evaluated_experiments(wildcards):
+    """metrics.json of every experiment evaluated so far (the index compares those)."""
+    return sorted(
+        f"results/{name}/metrics.json"
+        for name in EXPERIMENTS
+        if Path(f"results/{name}/metrics.json").exists()
+    )
 
 
 def source_config(name):

@@ -1,15 +1,45 @@
-# Sample grid from fixed latents, SWD against held-out crops (and the real-vs-real floor), loss plot.
+# Evaluation: reference features of the real crops (once per shard set), then pictures and
+# metrics of the trained generator, then one self-contained HTML report per experiment and an
+# index comparing the experiments that have been evaluated.
+
+
+rule evaluate_reference:
+    input:
+        shards=rules.shards_write.output.shards,
+        weights=inception_weights_file,
+    output:
+        features="results/{exp}/reference/features.pt",
+    log:
+        "logs/evaluate_reference/{exp}.log",
+    benchmark:
+        "benchmarks/evaluate_reference/{exp}.tsv"
+    conda:
+        ENV
+    threads: MAX_THREADS
+    resources:
+        mem_mb=8000,
+    params:
+        evaluate=exp_setting("evaluate"),
+        seed=exp_setting("seed"),
+    script:
+        RUN_SCRIPT
 
 
 rule evaluate_run:
     input:
         model=rules.train_gan.output.model,
         stats=rules.train_gan.output.stats,
+        evals=rules.train_gan.output.evals,
         shards=rules.shards_write.output.shards,
+        reference=rules.evaluate_reference.output.features,
     output:
         samples="results/{exp}/samples.png",
         metrics="results/{exp}/metrics.json",
         losses="results/{exp}/losses.png",
+        interpolation="results/{exp}/figures/interpolation.png",
+        nearest="results/{exp}/figures/nearest.png",
+        distances="results/{exp}/figures/distances.png",
+        curve="results/{exp}/figures/metric_curve.png",
     log:
         "logs/evaluate_run/{exp}.log",
     benchmark:
@@ -18,9 +48,53 @@ rule evaluate_run:
         ENV
     threads: MAX_THREADS
     resources:
-        mem_mb=4000,
+        mem_mb=8000,
     params:
         evaluate=exp_setting("evaluate"),
         seed=exp_setting("seed"),
+    script:
+        RUN_SCRIPT
+
+
+rule report_experiment:
+    input:
+        metrics=rules.evaluate_run.output.metrics,
+        samples=rules.evaluate_run.output.samples,
+        interpolation=rules.evaluate_run.output.interpolation,
+        progress=rules.train_gan.output.progress,
+        losses=rules.evaluate_run.output.losses,
+        curve=rules.evaluate_run.output.curve,
+        nearest=rules.evaluate_run.output.nearest,
+        distances=rules.evaluate_run.output.distances,
+    output:
+        report="results/{exp}/report.html",
+    log:
+        "logs/report_experiment/{exp}.log",
+    benchmark:
+        "benchmarks/report_experiment/{exp}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+    params:
+        settings=experiment,
+    script:
+        RUN_SCRIPT
+
+
+rule report_index:
+    input:
+        metrics=evaluated_experiments,
+    output:
+        html="results/index.html",
+        csv="results/experiments.csv",
+    log:
+        "logs/report_index.log",
+    benchmark:
+        "benchmarks/report_index.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
     script:
         RUN_SCRIPT

@@ -9,6 +9,8 @@ rule train_gan:
     output:
         model="results/{exp}/train/model.pt",
         stats="results/{exp}/train/stats.jsonl",
+        evals="results/{exp}/train/evals.jsonl",
+        progress="results/{exp}/train/progress.gif",
     log:
         "logs/train_gan/{exp}.log",
     benchmark:
