@@ -86,6 +86,7 @@ class EvalSettings:
     copy_alarm: float = 3.0
     nearest_count: int = 16
     interpolation_rows: int = 6
+    checkpoint: str = "best"
 
 
 def from_dict(cls: type[T], values: dict[str, Any] | None) -> T:

@@ -120,6 +120,31 @@ def experiment_report(
     _write_page(f"{name}: GAN report", parts, out)
 
 
+def sweep_report(
+    name: str, table_csv: Path, plot_png: Path, samples_png: Path, winner: str, out: Path
+) -> None:
+    """A sweep's page: the runs ranked, the comparison plot, the best run's samples, and a link
+    to every run's own report."""
+    table = pd.read_csv(table_csv, index_col="run")
+    rows = "".join(
+        f'<tr><td><a href="runs/{html.escape(run)}/report.html">{html.escape(run)}</a></td>'
+        + "".join(f"<td>{_cell(v if pd.notna(v) else None)}</td>" for v in row)
+        + "</tr>"
+        for run, row in table.iterrows()
+    )
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    parts = [
+        f"<h1>{html.escape(name)}: sweep of {len(table)} runs</h1>",
+        f"<p>Best run: <b>{html.escape(winner)}</b>; its samples are below and its metrics are "
+        "the experiment's metrics.json.</p>",
+        f"<table><tr><th>run</th>{head}</tr>{rows}</table>",
+        f'<figure id="comparison"><img alt="comparison" src="{_data_uri(plot_png)}"></figure>',
+        f'<figure id="samples"><h2>Samples of {html.escape(winner)}</h2>'
+        f'<img alt="samples" src="{_data_uri(samples_png)}"></figure>',
+    ]
+    _write_page(f"{name}: sweep", parts, out)
+
+
 def experiments_index(metrics_paths: list[Path], out_html: Path, out_csv: Path) -> pd.DataFrame:
     """The comparison of every experiment with metrics: a CSV and a page linking each report."""
     rows = {

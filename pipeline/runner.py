@@ -17,7 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline import boxes, crops, curate, evaluate, filters, html_report, reference, shards
+from pipeline import (
+    boxes,
+    crops,
+    curate,
+    evaluate,
+    filters,
+    html_report,
+    reference,
+    shards,
+    sweep,
+)
 from pipeline.config import (
     CropSettings,
     EvalSettings,
@@ -26,7 +36,7 @@ from pipeline.config import (
     from_dict,
 )
 from pipeline.download import DownloadSettings
-from pipeline.gan import train
+from pipeline.gan import devices, train
 from pipeline.io import write_json, write_parquet
 from pipeline.sources import celeba, coco, ffhq, openimages, synthetic, visual_genome
 
@@ -214,17 +224,20 @@ def _shards_write(smk) -> None:
 
 
 def _train_gan(smk) -> None:
-    train.train(
-        Path(smk.input.shards),
-        Path(smk.output.model),
-        Path(smk.output.stats),
-        Path(smk.params.work_dir),
-        from_dict(TrainSettings, smk.params.train),
-        smk.params.image_size,
-        smk.params.seed,
-        smk.threads,
-        evals_path=Path(smk.output.evals),
-    )
+    settings = from_dict(TrainSettings, smk.params.train)
+    with devices.own_gpus(settings.gpus if settings.device != "cpu" else 0):
+        train.train(
+            Path(smk.input.shards),
+            Path(smk.output.model),
+            Path(smk.output.stats),
+            Path(smk.params.work_dir),
+            settings,
+            smk.params.image_size,
+            smk.params.seed,
+            smk.threads,
+            evals_path=Path(smk.output.evals),
+            best_path=Path(smk.output.best),
+        )
 
 
 def _evaluate_reference(smk) -> None:
@@ -266,6 +279,25 @@ def _report_experiment(smk) -> None:
     )
 
 
+def _sweep_compare(smk) -> None:
+    runs = list(smk.params.runs)
+
+    def by_run(paths):
+        return dict(zip(runs, (Path(p) for p in paths), strict=True))
+
+    out = smk.output
+    winner = sweep.compare(
+        by_run(smk.input.metrics),
+        by_run(smk.input.samples),
+        by_run(smk.input.evals),
+        smk.params.metric,
+        *(Path(p) for p in (out.csv, out.png, out.samples, out.metrics)),
+    )
+    html_report.sweep_report(
+        smk.wildcards.exp, Path(out.csv), Path(out.png), Path(out.samples), winner, Path(out.report)
+    )
+
+
 def _report_index(smk) -> None:
     html_report.experiments_index(
         [Path(p) for p in smk.input.metrics], Path(smk.output.html), Path(smk.output.csv)
@@ -294,6 +326,10 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "evaluate_run": _evaluate_run,
     "report_experiment": _report_experiment,
     "report_index": _report_index,
+    "train_run": _train_gan,
+    "evaluate_sweep_run": _evaluate_run,
+    "report_run": _report_experiment,
+    "sweep_compare": _sweep_compare,
 }
 
 

@@ -30,8 +30,10 @@ DATA_STAGES = {
 }
 EVALUATION = {"train_gan", "evaluate_reference", "evaluate_run"}
 DOWNSTREAM_OF_CROPS = {"crops_extract", "filters_apply", "shards_write"} | EVALUATION
+SWEEP = {"evaluate_reference", "train_run", "evaluate_sweep_run", "report_run", "sweep_compare"}
 EXPECTED_PLANS = {
     "demo": DATA_STAGES | EVALUATION,
+    "demo_sweep": DATA_STAGES | SWEEP,
     "giraffe128": {
         "coco_annotations",
         "coco_boxes",
@@ -52,7 +54,8 @@ def test_dry_run_plans_every_declared_experiment(tmp_path, exp):
     write_config(tmp_path)
     jobs = dry_run(tmp_path, f"results/{exp}/samples.png")
     assert set(jobs) == EXPECTED_PLANS[exp]
-    assert all(count == 1 for count in jobs.values())
+    runs = {"train_run", "evaluate_sweep_run", "report_run"}
+    assert all(count == (4 if rule in runs else 1) for rule, count in jobs.items())
 
 
 def test_bad_config_key_stops_with_its_name(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -362,12 +363,15 @@ def train(
     seed: int,
     threads: int = 1,
     evals_path: Path | None = None,
+    best_path: Path | None = None,
 ) -> Trainer | None:
     """The train stage: shards in; final model, loss log, checkpoints and sample grids out.
 
     With `s.gpus` > 1 and not already under torchrun, it starts torchrun with one process per
     GPU running this same function, waits for it and returns None. Every `s.eval_every` steps the
-    SWD of generated against held-out crops goes to `evals_path` (default: beside the stats)."""
+    SWD of generated against held-out crops goes to `evals_path` (default: beside the stats), and
+    the model with the lowest SWD so far is kept as `best_path` (default: best.pt beside the
+    model) besides the final `model_path`."""
     evals_path = evals_path or stats_path.with_name("evals.jsonl")
     if s.gpus > 1 and "WORLD_SIZE" not in os.environ:
         args = dict(model=model_path, stats=stats_path, work_dir=work_dir, image_size=image_size)
@@ -406,7 +410,8 @@ def train(
         if ranks.main:
             _keep_stats_until(path, trainer.step)
     probe = QualityProbe(shards_dir, s, seed) if ranks.main and s.eval_every else None
-    _loop(trainer, s, work_dir, running_stats, checkpoint, run_id, probe)
+    keeper = BestKeeper(work_dir / "best.pt", run_id, resumed) if ranks.main else None
+    _loop(trainer, s, work_dir, running_stats, checkpoint, run_id, probe, keeper)
     if ranks.world > 1:
         gap = max(distributed.max_difference(trainer.G), distributed.max_difference(trainer.D))
         log.info(
@@ -420,18 +425,53 @@ def train(
             raise RuntimeError(f"DDP ranks diverged: weights differ by {gap}")
         if not ranks.main:
             return trainer
-    with atomic_path(model_path) as tmp:
-        state = trainer.state_dict()
-        keep = ("step", "model_config", "classes", "class_counts", "discriminator")
-        final = {k: state[k] for k in keep}
-        final["generator"] = trainer.sampling_generator.state_dict()  # what evaluation samples from
-        final["generator_raw"] = state["generator"]
-        torch.save({**final, "fingerprint": run_id, "seed": seed, "ema_decay": s.ema_decay}, tmp)
+    save_model(trainer, model_path, run_id)
+    best = work_dir / "best.pt"
+    with atomic_path(best_path or model_path.with_name("best.pt")) as tmp:
+        if best.exists() and torch.load(best, weights_only=True)["fingerprint"] == run_id:
+            shutil.copyfile(best, tmp)
+        else:  # nothing measured (eval_every 0, too few held-out crops): the last is the best
+            log.info("no SWD measured during training: best.pt is the final model")
+            shutil.copyfile(model_path, tmp)
     for final_path, running in ((stats_path, running_stats), (evals_path, running_evals)):
         with atomic_path(final_path) as tmp:
             tmp.write_text(running.read_text() if running.exists() else "")
     progress_strip(work_dir / "samples", model_path.parent / "progress.gif")
     return trainer
+
+
+def save_model(trainer: Trainer, path: Path, run_id: str, **extra) -> None:
+    """What evaluation needs of a run: the (EMA) generator, its config and classes, the step."""
+    state = trainer.state_dict()
+    keep = ("step", "model_config", "classes", "class_counts", "discriminator")
+    model = {k: state[k] for k in keep}
+    model["generator"] = trainer.sampling_generator.state_dict()  # what evaluation samples from
+    model["generator_raw"] = state["generator"]
+    model.update(fingerprint=run_id, seed=trainer.seed, ema_decay=trainer.s.ema_decay, **extra)
+    with atomic_path(path) as tmp:
+        torch.save(model, tmp)
+
+
+class BestKeeper:
+    """Keeps the model with the lowest metric seen so far at `path` (model selection: later steps
+    are often worse, e.g. after mode collapse). A resumed run goes on from the kept best."""
+
+    def __init__(self, path: Path, run_id: str, resumed: bool):
+        self.path, self.run_id, self.best = path, run_id, float("inf")
+        if resumed and path.exists():
+            kept = torch.load(path, weights_only=True)
+            if kept.get("fingerprint") == run_id:
+                self.best = kept["metric"]
+        elif path.exists():
+            path.unlink()
+
+    def update(self, trainer: Trainer, value: float) -> bool:
+        if not value < self.best:
+            return False
+        self.best = value
+        save_model(trainer, self.path, self.run_id, metric=value)
+        log.info("step %d: best so far (SWD %.2f), kept as %s", trainer.step, value, self.path)
+        return True
 
 
 def diversity(images: torch.Tensor) -> float:
@@ -541,6 +581,7 @@ def _loop(
     checkpoint: Path,
     run_id: str,
     probe: QualityProbe | None = None,
+    keeper: BestKeeper | None = None,
 ):
     main = trainer.ranks.main
     bar = progress(total=s.steps, initial=trainer.step, desc="train", unit="step", disable=not main)
@@ -593,6 +634,8 @@ def _loop(
                         measured["swd"],
                         measured["images"],
                     )
+                    if keeper is not None:
+                        keeper.update(trainer, measured["swd"])
             if main and (step % s.checkpoint_every == 0 or step == s.steps):
                 save_checkpoint(trainer, checkpoint, run_id)
     bar.close()

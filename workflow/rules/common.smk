@@ -3,7 +3,10 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+import re
+
 from pipeline.config import from_dict
+from pipeline.sweep import points, run_train_settings
 from pipeline.metrics.weights import find_weights
 from pipeline.sources.openimages import OpenImagesSettings, metadata_files
 
@@ -13,6 +16,19 @@ min_version("9.0")
 validate(config, "../../config/schema.yaml")
 
 EXPERIMENTS = sorted(config["experiments"])
+# Sweeps: experiment -> run name -> the train settings the run overrides (pipeline/sweep.py).
+SWEEP_RUNS = {
+    name: points(exp.get("sweep")) for name, exp in config["experiments"].items()
+}
+SWEPT = sorted(name for name, runs in SWEEP_RUNS.items() if runs)
+PLAIN = sorted(name for name in EXPERIMENTS if name not in SWEPT)
+
+
+def one_of(names):
+    """A wildcard regex matching exactly these names (none: matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
 DOWNLOADS = config["downloads_dir"]
 RUN_SCRIPT = "../scripts/run.py"
 ENV = "../../environment.yml"
@@ -21,8 +37,9 @@ MAX_THREADS = 8
 
 
 wildcard_constraints:
-    exp="|".join(EXPERIMENTS),
+    exp=one_of(EXPERIMENTS),
     source="[a-z_]+",
+    run="[A-Za-z0-9][A-Za-z0-9_.+-]*",
 
 
 def experiment(wildcards):
@@ -34,9 +51,53 @@ def exp_setting(key):
     return lambda wildcards: experiment(wildcards)[key]
 
 
+def train_settings(wildcards):
+    """The train block of an experiment, or of one sweep run (the experiment's plus the run's)."""
+    if "run" in wildcards.keys():
+        return run_train_settings(experiment(wildcards), wildcards.run)
+    return experiment(wildcards)["train"]
+
+
+def run_settings(wildcards):
+    """What a report shows as settings: the experiment's, with a sweep run's own train block."""
+    settings = {k: v for k, v in experiment(wildcards).items() if k != "sweep"}
+    settings["train"] = train_settings(wildcards)
+    return settings
+
+
 def train_gpus(wildcards):
     """GPUs one training run asks for: Snakemake's standard `gpu` resource."""
-    return experiment(wildcards)["train"]["gpus"]
+    return train_settings(wildcards)["gpus"]
+
+
+def run_dir(wildcards):
+    if "run" in wildcards.keys():
+        return f"results/{wildcards.exp}/runs/{wildcards.run}"
+    return f"results/{wildcards.exp}"
+
+
+def evaluated_model(wildcards):
+    """The model evaluation uses: the best by the training-time metric, or the last."""
+    name = (
+        "best" if experiment(wildcards)["evaluate"]["checkpoint"] == "best" else "model"
+    )
+    return f"{run_dir(wildcards)}/train/{name}.pt"
+
+
+def sweep_files(name):
+    """An input function: `name` of every run of the experiment's sweep, in run order."""
+    return lambda wildcards: [
+        f"results/{wildcards.exp}/runs/{run}/{name}"
+        for run in SWEEP_RUNS[wildcards.exp]
+    ]
+
+
+def sweep_runs(wildcards):
+    return list(SWEEP_RUNS[wildcards.exp])
+
+
+def sweep_metric(wildcards):
+    return experiment(wildcards)["sweep"].get("metric", "swd")
 
 
 def inception_weights_file(wildcards):

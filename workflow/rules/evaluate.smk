@@ -27,7 +27,7 @@ rule evaluate_reference:
 
 rule evaluate_run:
     input:
-        model=rules.train_gan.output.model,
+        model=evaluated_model,
         stats=rules.train_gan.output.stats,
         evals=rules.train_gan.output.evals,
         shards=rules.shards_write.output.shards,
@@ -44,6 +44,8 @@ rule evaluate_run:
         "logs/evaluate_run/{exp}.log",
     benchmark:
         "benchmarks/evaluate_run/{exp}.tsv"
+    wildcard_constraints:
+        exp=one_of(PLAIN),
     conda:
         ENV
     threads: MAX_THREADS
@@ -72,12 +74,87 @@ rule report_experiment:
         "logs/report_experiment/{exp}.log",
     benchmark:
         "benchmarks/report_experiment/{exp}.tsv"
+    wildcard_constraints:
+        exp=one_of(PLAIN),
     conda:
         ENV
     resources:
         mem_mb=1000,
     params:
-        settings=experiment,
+        settings=run_settings,
+    script:
+        RUN_SCRIPT
+
+
+use rule evaluate_run as evaluate_sweep_run with:
+    input:
+        model=evaluated_model,
+        stats=rules.train_run.output.stats,
+        evals=rules.train_run.output.evals,
+        shards=rules.shards_write.output.shards,
+        reference=rules.evaluate_reference.output.features,
+    output:
+        samples="results/{exp}/runs/{run}/samples.png",
+        metrics="results/{exp}/runs/{run}/metrics.json",
+        losses="results/{exp}/runs/{run}/losses.png",
+        interpolation="results/{exp}/runs/{run}/figures/interpolation.png",
+        nearest="results/{exp}/runs/{run}/figures/nearest.png",
+        distances="results/{exp}/runs/{run}/figures/distances.png",
+        curve="results/{exp}/runs/{run}/figures/metric_curve.png",
+    log:
+        "logs/evaluate_sweep_run/{exp}/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_sweep_run/{exp}/{run}.tsv"
+    wildcard_constraints:
+        exp=one_of(SWEPT),
+
+
+use rule report_experiment as report_run with:
+    input:
+        metrics=rules.evaluate_sweep_run.output.metrics,
+        samples=rules.evaluate_sweep_run.output.samples,
+        interpolation=rules.evaluate_sweep_run.output.interpolation,
+        progress=rules.train_run.output.progress,
+        losses=rules.evaluate_sweep_run.output.losses,
+        curve=rules.evaluate_sweep_run.output.curve,
+        nearest=rules.evaluate_sweep_run.output.nearest,
+        distances=rules.evaluate_sweep_run.output.distances,
+    output:
+        report="results/{exp}/runs/{run}/report.html",
+    log:
+        "logs/report_run/{exp}/{run}.log",
+    benchmark:
+        "benchmarks/report_run/{exp}/{run}.tsv"
+    wildcard_constraints:
+        exp=one_of(SWEPT),
+
+
+# A sweep's runs ranked by its metric; the best run's samples and metrics become the experiment's.
+rule sweep_compare:
+    input:
+        metrics=sweep_files("metrics.json"),
+        samples=sweep_files("samples.png"),
+        evals=sweep_files("train/evals.jsonl"),
+        reports=sweep_files("report.html"),
+    output:
+        csv="results/{exp}/runs/comparison.csv",
+        png="results/{exp}/runs/comparison.png",
+        samples="results/{exp}/samples.png",
+        metrics="results/{exp}/metrics.json",
+        report="results/{exp}/report.html",
+    log:
+        "logs/sweep_compare/{exp}.log",
+    benchmark:
+        "benchmarks/sweep_compare/{exp}.tsv"
+    wildcard_constraints:
+        exp=one_of(SWEPT),
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+    params:
+        runs=sweep_runs,
+        metric=sweep_metric,
     script:
         RUN_SCRIPT
 

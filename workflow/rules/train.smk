@@ -1,6 +1,7 @@
 # Train the DCGAN. Checkpoints live in results/{exp}/train/checkpoints (not an output, so they
 # survive an interrupted job); a rerun resumes from the last one. `gpu` is train.gpus: with more
-# than one, the job runs torchrun with one DDP process per GPU.
+# than one, the job runs torchrun with one DDP process per GPU. best.pt is the model with the
+# lowest SWD measured during training (model selection), model.pt the last.
 
 
 rule train_gan:
@@ -11,6 +12,7 @@ rule train_gan:
         stats="results/{exp}/train/stats.jsonl",
         evals="results/{exp}/train/evals.jsonl",
         progress="results/{exp}/train/progress.gif",
+        best="results/{exp}/train/best.pt",
     log:
         "logs/train_gan/{exp}.log",
     benchmark:
@@ -22,9 +24,28 @@ rule train_gan:
         mem_mb=8000,
         gpu=train_gpus,
     params:
-        train=exp_setting("train"),
+        train=train_settings,
         image_size=exp_setting("image_size"),
         seed=exp_setting("seed"),
         work_dir="results/{exp}/train/checkpoints",
     script:
         RUN_SCRIPT
+
+
+# One run of a sweep: the same job on the experiment's shards, with the run's train settings.
+use rule train_gan as train_run with:
+    output:
+        model="results/{exp}/runs/{run}/train/model.pt",
+        stats="results/{exp}/runs/{run}/train/stats.jsonl",
+        evals="results/{exp}/runs/{run}/train/evals.jsonl",
+        progress="results/{exp}/runs/{run}/train/progress.gif",
+        best="results/{exp}/runs/{run}/train/best.pt",
+    log:
+        "logs/train_run/{exp}/{run}.log",
+    benchmark:
+        "benchmarks/train_run/{exp}/{run}.tsv"
+    params:
+        train=train_settings,
+        image_size=exp_setting("image_size"),
+        seed=exp_setting("seed"),
+        work_dir="results/{exp}/runs/{run}/train/checkpoints",

@@ -1,0 +1,145 @@
+"""Sweeps: several training runs of one experiment on the same shards, and the pick of the best.
+
+An experiment's `sweep:` block declares a `grid` (every combination of the listed values) and/or
+a list of `points` (each a dict of train settings). Each point is one run, named after the
+settings it changes (`loss-hinge_lr_d-5e-05`), under `results/{exp}/runs/{run}/`. Runs share the
+experiment's shards and reference features; adding a point adds one run and leaves the others.
+`compare` ranks the runs by the sweep's metric and copies the winner's samples and metrics next
+to the experiment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import TrainSettings, from_dict
+from pipeline.io import atomic_path, write_json
+from pipeline.report import _pyplot, _save_figure, read_stats
+
+log = logging.getLogger(__name__)
+
+METRICS = ("swd", "fid", "kid")  # lower is better for each
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def _format(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "+".join(_format(v) for v in value) or "none"
+    return str(value)
+
+
+def run_name(overrides: dict) -> str:
+    """A readable, path-safe name for the settings a run changes: `loss-hinge_lr_d-5e-05`."""
+    if not overrides:
+        return "base"
+    name = "_".join(f"{key}-{_format(overrides[key])}" for key in sorted(overrides))
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", name)
+
+
+def points(sweep: dict | None) -> dict[str, dict]:
+    """Run name -> the train settings that run overrides, for the grid and the listed points."""
+    if not sweep:
+        return {}
+    grid = sweep.get("grid") or {}
+    keys = sorted(grid)
+    combos = [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(grid[k] for k in keys))
+    ]
+    runs: dict[str, dict] = {}
+    for overrides in (combos if keys else []) + list(sweep.get("points") or []):
+        name = run_name(overrides)
+        if name in runs:
+            raise ValueError(f"sweep: two points are both {overrides}")
+        runs[name] = dict(overrides)
+    return runs
+
+
+def run_train_settings(experiment: dict, run: str) -> dict:
+    """The train settings of one run: the experiment's, with the run's overrides. Unknown keys
+    raise here, when the workflow loads, naming the run."""
+    overrides = points(experiment.get("sweep")).get(run)
+    if overrides is None:
+        raise ValueError(f"no sweep run {run!r}; runs: {sorted(points(experiment.get('sweep')))}")
+    merged = {**experiment["train"], **overrides}
+    try:
+        from_dict(TrainSettings, merged)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"sweep run {run!r}: {err}") from err
+    return merged
+
+
+def ranking(metrics: dict[str, dict], metric: str) -> pd.DataFrame:
+    """One row per run: its metrics, ranked by `metric` (lower is better; runs without it last)."""
+    rows = []
+    for run, m in metrics.items():
+        memo = m.get("memorisation") or {}
+        rows.append(
+            {
+                "run": run,
+                "step": m.get("step"),
+                **{k: m.get(k) for k in (*METRICS, "swd_real_floor", "precision", "recall")},
+                "copy_fraction": memo.get("copy_fraction"),
+            }
+        )
+    table = pd.DataFrame(rows).set_index("run")
+    table = table.sort_values(metric, na_position="last", kind="stable")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+def compare(
+    metrics_paths: dict[str, Path],
+    samples_paths: dict[str, Path],
+    evals_paths: dict[str, Path],
+    metric: str,
+    out_csv: Path,
+    out_png: Path,
+    out_samples: Path,
+    out_metrics: Path,
+) -> str:
+    """Rank the runs, write the table and plot, copy the winner's samples and metrics; returns
+    the winner's name."""
+    metrics = {run: json.loads(Path(p).read_text()) for run, p in metrics_paths.items()}
+    if all(m.get(metric) is None for m in metrics.values()) and metric != "swd":
+        log.warning("no run has %s (see fid_note in its metrics.json): ranking by swd", metric)
+        metric = "swd"
+    table = ranking(metrics, metric)
+    winner = str(table.index[0])
+    log.info("sweep ranked by %s: best run %s\n%s", metric, winner, table.to_string())
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp)
+    plot_sweep(table, metric, {r: read_stats(p) for r, p in evals_paths.items()}, out_png)
+    with atomic_path(out_samples) as tmp:
+        shutil.copyfile(samples_paths[winner], tmp)
+    write_json({**metrics[winner], "run": winner, "ranked_by": metric}, out_metrics)
+    return winner
+
+
+def plot_sweep(table: pd.DataFrame, metric: str, curves: dict[str, list[dict]], path: Path):
+    """The final metric of every run (best first), and each run's SWD during training."""
+    plt = _pyplot()
+    fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4))
+    values = table[metric].astype(float)
+    bars.barh(list(table.index)[::-1], list(values)[::-1], color="tab:blue")
+    bars.set_xlabel(f"{metric} (lower is better)")
+    bars.set_title(f"runs ranked by {metric}; best: {table.index[0]}")
+    for run, evals in curves.items():
+        if evals:
+            lines.plot([e["step"] for e in evals], [e["swd"] for e in evals], label=run)
+    lines.set_xlabel("step")
+    lines.set_ylabel("SWD x1e3 during training")
+    lines.legend(fontsize=7)
+    fig.tight_layout()
+    _save_figure(fig, path)
