@@ -61,7 +61,7 @@ def read_stats(path: Path | str) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,15 +70,15 @@ def _pyplot():
     return plt
 
 
-def _save_figure(fig, path: Path | str) -> None:
+def save_figure(fig, path: Path | str) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def plot_losses(stats: list[dict], path: Path | str, title: str = "") -> None:
     """Loss curves of D and G, D's mean output, and how often D is right, on real and fake."""
-    plt = _pyplot()
+    plt = pyplot()
     steps = np.array([s["step"] for s in stats])
     fig, (top, bottom, accuracy) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
     for key, label in (("loss_d", "D loss"), ("loss_g", "G loss")):
@@ -100,12 +100,12 @@ def plot_losses(stats: list[dict], path: Path | str, title: str = "") -> None:
     accuracy.set_ylabel("D accuracy")
     accuracy.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def plot_metric_curve(evals: list[dict], path: Path | str, title: str = "") -> None:
     """SWD of generated against held-out crops over training steps (lower is better)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     if evals:
         ax.plot([e["step"] for e in evals], [e["swd"] for e in evals], marker="o")
@@ -115,14 +115,14 @@ def plot_metric_curve(evals: list[dict], path: Path | str, title: str = "") -> N
     ax.set_ylabel("SWD x1e3 (lower is better)")
     ax.set_title(title)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def plot_distances(
     generated, held_out, threshold: float | None, path: Path | str, title: str = ""
 ) -> None:
     """Histograms of distances to the nearest training crop: generated vs held-out real crops."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     bins = np.histogram_bin_edges(np.concatenate([generated, held_out]), bins=40)
     if len(held_out):
@@ -135,7 +135,7 @@ def plot_distances(
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def pairs_sheet(

@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.config import TrainSettings, from_dict
 from pipeline.io import atomic_path, write_json
-from pipeline.report import _pyplot, _save_figure, read_stats
+from pipeline.report import pyplot, read_stats, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def compare(
 
 def plot_sweep(table: pd.DataFrame, metric: str, curves: dict[str, list[dict]], path: Path):
     """The final metric of every run (best first), and each run's SWD during training."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4))
     values = table[metric].astype(float)
     bars.barh(list(table.index)[::-1], list(values)[::-1], color="tab:blue")
@@ -142,4 +142,4 @@ def plot_sweep(table: pd.DataFrame, metric: str, curves: dict[str, list[dict]], 
     lines.set_ylabel("SWD x1e3 during training")
     lines.legend(fontsize=7)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
