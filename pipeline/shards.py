@@ -239,13 +239,17 @@ class BatchSampler:
         seed: int,
         hflip: bool = True,
         labels: torch.Tensor | None = None,
+        device: torch.device | str | None = None,
     ):
+        """`device`: where batches go (default: where `images` are). Images kept on the CPU
+        while batches go to a GPU are gathered there and copied batch by batch."""
         if len(images) == 0:
             raise ValueError("no training images in the shards")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(labels)} labels for {len(images)} images")
         self.images, self.batch_size, self.hflip = images, batch_size, hflip
         self.labels = labels.to(images.device) if labels is not None else None
+        self.device = torch.device(device) if device is not None else images.device
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self) -> torch.Tensor:
@@ -255,11 +259,11 @@ class BatchSampler:
         """A batch of images and their labels (None without labels)."""
         index = torch.randint(len(self.images), (self.batch_size,), generator=self.generator)
         index = index.to(self.images.device)
-        batch = self.images[index]
+        batch = self.images[index].to(self.device, non_blocking=True)
         if self.hflip:
             flip = (torch.rand(self.batch_size, generator=self.generator) < 0.5).to(batch.device)
             batch[flip] = batch[flip].flip(3)  # `batch` is a copy: the data stays untouched
-        labels = self.labels[index] if self.labels is not None else None
+        labels = self.labels[index].to(self.device) if self.labels is not None else None
         return batch.float().div_(127.5).sub_(1.0), labels
 
     def state_dict(self) -> dict:

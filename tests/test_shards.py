@@ -344,3 +344,15 @@ def test_saved_state_reproduces_the_next_batches(images, tmp_path):
 def test_no_images_is_an_error():
     with pytest.raises(ValueError, match="no training images"):
         BatchSampler(torch.empty((0, 3, 4, 4), dtype=torch.uint8), 4, seed=0)
+
+
+def test_sampler_gathers_on_the_host_and_sends_batches_to_the_device():
+    """For crops too large for the GPU: indexing happens where the data is, each batch moves.
+    (The "meta" device stands in for a GPU here: it has shapes and devices, no values.)"""
+    images = torch.zeros((6, 3, 4, 4), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    sampler = BatchSampler(images, 5, seed=2, hflip=False, labels=labels, device="meta")
+    batch, drawn = sampler.draw()
+    assert (batch.device.type, drawn.device.type) == ("meta", "meta")
+    assert batch.shape == (5, 3, 4, 4) and batch.dtype == torch.float32
+    assert sampler.images.device.type == "cpu"  # the data itself never moved

@@ -58,6 +58,27 @@ def run_fingerprint(s: TrainSettings, manifest: dict, seed: int) -> str:
     return fingerprint(same, data, seed)
 
 
+def place_data(images: torch.Tensor, device: torch.device, share: float = 0.5) -> torch.Tensor:
+    """The training crops on the GPU when they take at most `share` of its free memory (batches
+    are then gathered on the device: no host work per step), else in pinned host memory."""
+    if device.type != "cuda":
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    if fits_on_device(images.nbytes, free, share):
+        return images.to(device)
+    log.warning(
+        "the %.1f GB of training crops do not fit in half of the GPU's %.1f GB free: they stay "
+        "in host memory and each batch is copied over",
+        images.nbytes / 1e9,
+        free / 1e9,
+    )
+    return images.pin_memory()
+
+
+def fits_on_device(nbytes: int, free: int, share: float = 0.5) -> bool:
+    return nbytes <= share * free
+
+
 def grad_norm(model: torch.nn.Module) -> torch.Tensor:
     """The L2 norm of all gradients of `model`, as a tensor (no host sync)."""
     norms = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
@@ -143,7 +164,12 @@ class Trainer:
                 self.d_net = DistributedDataParallel(self.d_net, device_ids=ids)
             torch.manual_seed(seed + 7919 * ranks.rank)  # each rank its own latents
         self.sampler = BatchSampler(
-            images.to(device), s.batch_size, seed + 7919 * ranks.rank, s.hflip, labels
+            place_data(images, device),
+            s.batch_size,
+            seed + 7919 * ranks.rank,
+            s.hflip,
+            labels,
+            device=device,
         )
         self.fixed_z = torch.randn(64, s.nz, generator=torch.Generator().manual_seed(seed + 1)).to(
             device
