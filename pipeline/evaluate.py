@@ -21,12 +21,13 @@ import torch
 
 from pipeline.config import EvalSettings
 from pipeline.gan.models import grid_labels, load_generator
+from pipeline.gan.train import select_device
 from pipeline.io import write_json
 from pipeline.metrics.fid import frechet_distance, kernel_inception_distance
 from pipeline.metrics.memorisation import memorisation, nearest
 from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.swd import sliced_wasserstein
-from pipeline.reference import Extractor, device, load_reference
+from pipeline.reference import Extractor, load_reference
 from pipeline.report import (
     pairs_sheet,
     plot_distances,
@@ -68,9 +69,10 @@ def generate(
     return torch.cat(out)
 
 
-def real_sets(shards_dir: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def real_sets(
+    holdout: torch.Tensor, train: torch.Tensor, count: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Held-out crops and as many training crops (random, seeded), at most `count` each."""
-    holdout, train = load_split(shards_dir, "holdout"), load_split(shards_dir, "train")
     rng = torch.Generator().manual_seed(seed)
     if len(holdout) < MIN_REAL:
         log.warning(
@@ -84,8 +86,10 @@ def real_sets(shards_dir: Path, count: int, seed: int) -> tuple[torch.Tensor, to
     return holdout[pick], train[torch.randperm(len(train), generator=rng)[:n]]
 
 
-def swd_metrics(generator, state: dict, shards_dir: Path, count: int, seed: int) -> dict:
-    held_out, train = real_sets(shards_dir, count, seed)
+def swd_metrics(
+    generator, state: dict, holdout: torch.Tensor, train: torch.Tensor, count: int, seed: int
+) -> dict:
+    held_out, train = real_sets(holdout, train, count, seed)
     if len(held_out) < MIN_REAL:
         note = f"{len(held_out)} real crops per set are too few for SWD (need {MIN_REAL}): not computed"
         log.warning(note)
@@ -161,7 +165,7 @@ def memorisation_check(
     fake_images: torch.Tensor,
     fake_features: torch.Tensor,
     ref: dict,
-    shards_dir: Path,
+    train: torch.Tensor,
     s: EvalSettings,
     sheet_png: Path,
     distances_png: Path,
@@ -170,7 +174,7 @@ def memorisation_check(
     side-by-side sheet of the closest samples and the distance histograms."""
     fake_nn = nearest(fake_features, ref["train"])
     closest = np.argsort(fake_nn.distance)[: s.nearest_count]  # the likeliest copies first
-    train_images = load_split(shards_dir, "train")[ref["train_index"][fake_nn.index[closest]]]
+    train_images = train[ref["train_index"][fake_nn.index[closest]]]
     pairs_sheet(
         fake_images[closest],
         train_images,
@@ -223,14 +227,15 @@ def evaluate(
     grid_y = grid_labels(generator.cfg.n_classes, s.grid_size**2, per_row=s.grid_size)
     save_grid(generate(generator, s.grid_size**2, seed, grid_y), out.samples, nrow=s.grid_size)
     save_grid(interpolation(generator, s.interpolation_rows, 10, seed), out.interpolation, nrow=10)
+    holdout, train = load_split(shards_dir, "holdout"), load_split(shards_dir, "train")
     metrics = {
         "step": int(state["step"]),
-        **swd_metrics(generator, state, shards_dir, s.num_samples, seed),
+        **swd_metrics(generator, state, holdout, train, s.num_samples, seed),
     }
     if state.get("classes"):
         metrics["classes"] = state["classes"]  # samples.png: one class per row, in this order
     ref = load_reference(reference_path)
-    extractor = Extractor.from_settings(s, device())
+    extractor = Extractor.from_settings(s, select_device("auto"))
     if extractor.kind != ref["kind"]:
         raise ValueError(
             f"{reference_path} holds {ref['kind']} features but this run would use "
@@ -241,7 +246,7 @@ def evaluate(
     fake_features = extractor(fake_images, desc="generated")
     metrics.update(distribution_metrics(fake_features, ref, s, seed))
     metrics["memorisation"] = memorisation_check(
-        fake_images, fake_features, ref, shards_dir, s, out.nearest, out.distances
+        fake_images, fake_features, ref, train, s, out.nearest, out.distances
     )
     write_json(metrics, out.metrics)
     title = f"{model_path.parent.parent.name}: {metrics['step']} steps"

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import EvalSettings
+from pipeline.gan.train import select_device
 from pipeline.io import atomic_path
 from pipeline.metrics import features
 from pipeline.metrics.weights import check_weights, find_weights, missing_weights_message
@@ -49,16 +50,12 @@ class Extractor:
         return features.inception_features(images, self.model, desc=desc)
 
 
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def reference_features(
     shards_dir: Path, out_path: Path, s: EvalSettings, seed: int, threads: int = 1
 ) -> dict:
     """The `evaluate_reference` stage: features of the real crops, to `out_path`."""
     torch.set_num_threads(max(1, threads))
-    extractor = Extractor.from_settings(s, device())
+    extractor = Extractor.from_settings(s, select_device("auto"))
     train, holdout = load_split(shards_dir, "train"), load_split(shards_dir, "holdout")
     rng = torch.Generator().manual_seed(seed + 11)
     index = torch.randperm(len(train), generator=rng)[: s.reference_images].sort().values

@@ -26,6 +26,7 @@ from pipeline.metrics.memorisation import memorisation, nearest
 from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.weights import WEIGHTS_NAME
 from pipeline.reference import Extractor, reference_features
+from pipeline.shards import load_split
 from tests.conftest import REPO, headless
 
 RNG = np.random.default_rng(0)
@@ -130,8 +131,9 @@ def test_nearest_sheet_shows_the_copied_training_crop(tmp_path):
     ref = reference_features(shards, tmp_path / "ref.pt", s, seed=0)
     assert ref["kind"] == "pixels" and "none.pth" in ref["note"]
     fake = train[[5, 17, 33, 40]]
+    stored = load_split(shards, "train")
     result = memorisation_check(
-        fake, pixel_features(fake), ref, shards, s, tmp_path / "n.png", tmp_path / "d.png"
+        fake, pixel_features(fake), ref, stored, s, tmp_path / "n.png", tmp_path / "d.png"
     )
     assert result["copies_training_data"]
     sheet = np.asarray(Image.open(tmp_path / "n.png").convert("RGB"))

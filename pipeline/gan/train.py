@@ -174,6 +174,11 @@ class Trainer:
         self.fixed_z = torch.randn(64, s.nz, generator=torch.Generator().manual_seed(seed + 1)).to(
             device
         )
+        self._class_counts = (
+            torch.bincount(labels, minlength=len(self.classes)).tolist()
+            if labels is not None
+            else []
+        )
         self.fixed_labels = grid_labels(len(self.classes), 64)
         if self.fixed_labels is not None:
             self.fixed_labels = self.fixed_labels.to(device)
@@ -286,10 +291,8 @@ class Trainer:
         return self.ema.model if self.ema is not None else self.G
 
     def class_counts(self) -> list[int]:
-        labels = self.sampler.labels
-        if labels is None:
-            return []
-        return torch.bincount(labels.cpu(), minlength=len(self.classes)).tolist()
+        """Training crops per class (empty when unconditional)."""
+        return self._class_counts
 
     def state_dict(self) -> dict:
         return {
@@ -435,7 +438,9 @@ def train(
             path.unlink(missing_ok=True)
         if ranks.main:
             _keep_stats_until(path, trainer.step)
-    probe = QualityProbe(shards_dir, s, seed) if ranks.main and s.eval_every else None
+    probe = None
+    if ranks.main and s.eval_every:
+        probe = QualityProbe(load_split(shards_dir, "holdout"), images, s, seed)
     keeper = BestKeeper(work_dir / "best.pt", run_id, resumed) if ranks.main else None
     _loop(trainer, s, work_dir, running_stats, checkpoint, run_id, probe, keeper)
     if ranks.world > 1:
@@ -452,10 +457,9 @@ def train(
         if not ranks.main:
             return trainer
     save_model(trainer, model_path, run_id)
-    best = work_dir / "best.pt"
     with atomic_path(best_path or model_path.with_name("best.pt")) as tmp:
-        if best.exists() and torch.load(best, weights_only=True)["fingerprint"] == run_id:
-            shutil.copyfile(best, tmp)
+        if keeper.kept:
+            shutil.copyfile(keeper.path, tmp)
         else:  # nothing measured (eval_every 0, too few held-out crops): the last is the best
             log.info("no SWD measured during training: best.pt is the final model")
             shutil.copyfile(model_path, tmp)
@@ -490,6 +494,11 @@ class BestKeeper:
                 self.best = kept["metric"]
         elif path.exists():
             path.unlink()
+
+    @property
+    def kept(self) -> bool:
+        """Whether `path` holds a model of this run."""
+        return self.best < float("inf")
 
     def update(self, trainer: Trainer, value: float) -> bool:
         if not value < self.best:
@@ -574,10 +583,10 @@ class QualityProbe:
     """SWD of generated against held-out crops during training, on a fixed budget: the same
     held-out crops and the same latents each time, so the curve moves only with the generator."""
 
-    def __init__(self, shards_dir: Path, s: TrainSettings, seed: int):
+    def __init__(self, holdout: torch.Tensor, train: torch.Tensor, s: TrainSettings, seed: int):
         from pipeline.evaluate import real_sets
 
-        self.real, _ = real_sets(shards_dir, s.eval_images, seed)
+        self.real, _ = real_sets(holdout, train, s.eval_images, seed)
         self.seed = seed
 
     def __call__(self, trainer: Trainer) -> dict | None:
