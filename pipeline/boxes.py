@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.io import write_parquet
+from pipeline.records import rejects_frame
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ COLUMNS = SCHEMA.names
 FLAGS = ["is_crowd", "is_group", "is_truncated", "is_occluded", "is_depiction"]
 
 
+def canonical_category(name: str) -> str:
+    """The one form a category takes in every table: lower case, single spaces ('Teddy  Bear'
+    -> 'teddy bear'). Sources match names in this form, so matching is case-insensitive."""
+    return " ".join(str(name).lower().split())
+
+
 def empty_boxes() -> pd.DataFrame:
     return SCHEMA.empty_table().to_pandas()
 
@@ -79,6 +86,17 @@ def validate_boxes(frame: pd.DataFrame, origin: str) -> None:
         raise ValueError(
             f"{origin}: box {frame['box_id'].iloc[int(np.argmax(bad))]!r} has non-finite coordinates"
         )
+
+
+def merge_rejects(parts: Sequence[Path], output: Path) -> pd.DataFrame:
+    """Concatenate the sources' bad records (rejects-table rows) of an experiment."""
+    frames = [pd.read_parquet(path) for path in parts]
+    merged = rejects_frame(pd.concat(frames, ignore_index=True) if frames else [])
+    write_parquet(merged, output)
+    if len(merged):
+        counts = merged.groupby(["source", "reason"]).size()
+        log.info("bad records skipped per source and reason:\n%s", counts.to_string())
+    return merged
 
 
 def merge_boxes(parts: Sequence[Path], output: Path) -> pd.DataFrame:

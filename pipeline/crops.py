@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import struct
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pipeline.config import CropSettings
 from pipeline.filters import scores
 from pipeline.io import atomic_dir, write_parquet
 from pipeline.progress import progress
+from pipeline.records import REJECT_COLUMNS, rejects_frame
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,6 @@ CROP_COLUMNS = [
     "phash",
     "thumb",
 ]
-REJECT_COLUMNS = ["box_id", "source", "image_id", "category", "reason", "detail"]
 
 
 @dataclass(frozen=True)
@@ -98,17 +99,77 @@ def precheck(box: dict, s: CropSettings, image_size: int) -> tuple[str, str] | N
     return None
 
 
+ORIENTATION = 0x0112  # the EXIF orientation tag
+# EXIF orientations that swap width and height, and the transpose that shows such an image as
+# displayed (as PIL.ImageOps.exif_transpose does)
+SIDE_SWAPS = {
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # greyscale; older Pillow reads PNG as I
+ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+WHITE = (255, 255, 255, 255)
+# what decoding a broken or hostile file raises (Image.open turns unknown formats into OSError)
+DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,
+    struct.error,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,  # raised only where warnings are errors
+)
+
+
+def exif_turn(image: Image.Image, width: int, height: int) -> Image.Transpose | None:
+    """The transpose that turns `image` into the table's `width` x `height`, by EXIF; or None.
+
+    Annotation tools give the size and boxes of the image as displayed, so an orientation that
+    swaps the sides (5 to 8) is applied when the stored size is the table's size turned. A stored
+    size that already matches is used as stored: orientations 2, 3 and 4 (mirror, half turn,
+    flip) keep the size, and so do 5 to 8 on a square, so such a file cannot be told apart from
+    one whose table was made from the stored pixels."""
+    if image.size == (width, height) or image.size != (height, width):
+        return None
+    value = image.getexif().get(ORIENTATION)
+    return SIDE_SWAPS.get(value) if isinstance(value, int) else None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """A new 8-bit RGB image of `image`'s pixels, whatever mode the file holds.
+
+    16-bit greyscale is scaled by 1/257 (Pillow's own conversion clips all above 255 to white).
+    Transparent pixels (alpha channel, transparent palette entry or colour key) are composited
+    over white: the colour stored under them is arbitrary (often black), and white, the usual
+    page background, keeps crops deterministic. CMYK is converted without its ICC profile."""
+    if image.mode in SIXTEEN_BIT:
+        grey = np.clip(np.rint(np.asarray(image, dtype=np.float64) / 257), 0, 255)
+        return Image.fromarray(grey.astype(np.uint8)).convert("RGB")
+    if image.mode in ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, WHITE), rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def open_reduced(
     path: Path, width: int, height: int, scale: float, draft: bool
 ) -> tuple[Image.Image, tuple[int, int]]:
-    """Decode an image, at reduced scale for JPEG when `scale` < 1 allows it; RGB.
+    """Decode an image as RGB, turned upright by EXIF where that gives the table's size.
 
-    Returns the image and its stored size (width, height), as read before any reduction."""
-    image = Image.open(path)
-    stored = image.size
-    if draft and image.format == "JPEG" and scale < 0.5:
-        image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
-    return image.convert("RGB"), stored
+    JPEGs are decoded at reduced scale when `scale` < 0.5 allows it. Returns the image and its
+    full size as displayed (width, height): the stored size as read before any reduction,
+    swapped when an EXIF orientation turned it."""
+    with Image.open(path) as image:
+        turn = exif_turn(image, width, height)
+        shown = (image.height, image.width) if turn is not None else image.size
+        if draft and image.format == "JPEG" and scale < 0.5:
+            # libjpeg reduces the stored pixels: the target is in the stored orientation
+            w, h = (height, width) if turn is not None else (width, height)
+            image.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
+        rgb = to_rgb(image)
+    return (rgb if turn is None else rgb.transpose(turn)), shown
 
 
 def cut(
@@ -150,13 +211,14 @@ def crop_image(
     regions = [square_region(b["x0"], b["y0"], b["x1"], b["y1"], s) for b in boxes]
     scale = max(size / r.side for r in regions)
     try:
-        image, stored = open_reduced(Path(path), width, height, scale, s.jpeg_draft)
+        image, shown = open_reduced(Path(path), width, height, scale, s.jpeg_draft)
     except FileNotFoundError:
         return [], [_reject(b, "missing_image", path) for b in boxes]
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        return [], [_reject(b, "unreadable_image", f"{path}: {err}") for b in boxes]
-    if stored != (width, height):
-        detail = f"{path}: stored {stored[0]}x{stored[1]}, table says {width}x{height}"
+    except DECODE_ERRORS as err:
+        detail = f"{path}: {type(err).__name__}: {err}"
+        return [], [_reject(b, "unreadable_image", detail) for b in boxes]
+    if shown != (width, height):  # not turned by EXIF, so shown is the stored size
+        detail = f"{path}: stored {shown[0]}x{shown[1]}, table says {width}x{height}"
         return [], [_reject(b, "size_mismatch", detail) for b in boxes]
     fx, fy = image.width / width, image.height / height
     pixels = np.asarray(image)
@@ -221,8 +283,12 @@ def extract_crops(
     settings: CropSettings,
     image_size: int,
     workers: int = 1,
+    record_rejects: Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The crop stage: boxes table in; crop PNGs, crops table and rejects table out."""
+    """The crop stage: boxes table in; crop PNGs, crops table and rejects table out.
+
+    The rejects table also holds the sources' bad records (`record_rejects`), so that every box
+    that did not become a crop is listed in one place with its reason."""
     boxes = pd.read_parquet(boxes_path)
     ids = boxes["box_id"].map(crop_id)
     if ids.duplicated().any():
@@ -242,9 +308,9 @@ def extract_crops(
         crop_frame = pd.DataFrame(crops, columns=CROP_COLUMNS).sort_values(
             "crop_id", ignore_index=True
         )
-        reject_frame = pd.DataFrame(rejects, columns=REJECT_COLUMNS).sort_values(
-            "box_id", ignore_index=True
-        )
+        if record_rejects is not None:
+            rejects.extend(pd.read_parquet(record_rejects).to_dict("records"))
+        reject_frame = rejects_frame(pd.DataFrame(rejects, columns=REJECT_COLUMNS))
         write_parquet(crop_frame, crops_table)
         write_parquet(reject_frame, rejects_table)
     _summarise(len(boxes), crop_frame, reject_frame, settings, image_size)

@@ -3,6 +3,12 @@
 A file appears under its final name only after it arrived whole and matched its checksum: bytes go
 to `{dest}.part`, an interrupted transfer resumes from there with an HTTP Range request, and the
 verified file is renamed into place. A file that exists is never fetched again.
+
+An image without a checksum (`DownloadJob(image=True)`, as `fetch_images` makes) must decode
+with Pillow before it is renamed into place; bytes that do not decode (corrupted or truncated in
+transit) are moved aside to `{dest}.corrupt` and the attempt counts as failed, so it is retried,
+and failing that fetched again on the next run. An image already at `dest` gets a cheap structural
+check (JPEG ends with its EOI marker, PNG with its IEND chunk) and is fetched again if damaged.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
+from PIL import Image
 
 from pipeline.io import atomic_path, file_digest
 from pipeline.progress import progress
@@ -42,6 +49,12 @@ CHUNK = 1 << 16
 MAX_WAIT = 30.0  # seconds: cap of the backoff, and the longest Retry-After honoured
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 OnBytes = Callable[[int], None]
+JPEG_SOI = b"\xff\xd8\xff"
+JPEG_EOI = b"\xff\xd9"
+JPEG_PADDING = b"\x00\t\n\r "  # bytes some writers leave after the EOI marker
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk with its CRC
+TAIL = 4096  # bytes read from the end of a present image for the structural check
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,7 @@ class DownloadJob:
     sha256: str | None = None  # hex
     md5: str | None = None  # hex
     size: int | None = None  # bytes
+    image: bool = False  # must decode as an image (for files without a checksum)
 
 
 @dataclass
@@ -136,6 +150,77 @@ def _verify(path: Path, job: DownloadJob) -> None:
             got = file_digest(path, algorithm)
             if got.lower() != expected.lower():
                 raise _Failure(f"{algorithm} mismatch: expected {expected} got {got}", discard=True)
+
+
+def _corrupt_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".corrupt")
+
+
+def _decode_error(path: Path) -> str:
+    """Why `path` does not decode as an image ('' if it does).
+
+    JPEG is decoded at 1/8 scale (`draft`): libjpeg still reads all entropy-coded data, so a
+    truncated file fails, at a fraction of the cost of a full decode. Other formats: full load.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG":
+                image.draft(None, (max(image.width // 8, 1), max(image.height // 8, 1)))
+            image.load()
+    except FileNotFoundError:
+        raise
+    except Image.DecompressionBombError:
+        return ""  # refused by Pillow's size policy, not damaged: fetching it again cannot help
+    except Exception as err:  # whatever a decoder raises on bad bytes
+        return str(err) or type(err).__name__
+    return ""
+
+
+def _structure_error(path: Path) -> str:
+    """Why a present image looks damaged ('' if it looks whole), without decoding it: a JPEG
+    must end with its EOI marker (padding may follow), a PNG with its IEND chunk; any other
+    format gets Pillow's `verify()`."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(PNG_SIGNATURE))
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(size - TAIL, 0))
+        tail = handle.read()
+    if head.startswith(JPEG_SOI):
+        ok = tail.rstrip(JPEG_PADDING).endswith(JPEG_EOI)
+        return "" if ok else "JPEG does not end with its EOI marker (truncated?)"
+    if head.startswith(PNG_SIGNATURE):
+        ok = tail.endswith(PNG_IEND)
+        return "" if ok else "PNG does not end with its IEND chunk (truncated?)"
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Image.DecompressionBombError:
+        return ""
+    except Exception as err:
+        return f"not a readable image: {str(err) or type(err).__name__}"
+    return ""
+
+
+def _image_damage(path: Path) -> str:
+    """Why the image at `path` is damaged ('' if it is fine). Only a file that fails the cheap
+    structural check is decoded: one that decodes anyway (data after a JPEG's EOI, a PNG
+    without IEND) was accepted when it arrived, and must not be fetched again on every run."""
+    problem = _structure_error(path)
+    if problem and not _decode_error(path):
+        log.debug("%s: %s, but it decodes: kept", path, problem)
+        return ""
+    return problem
+
+
+def _check_decodes(part: Path, dest: Path) -> None:
+    """Raise _Failure (retryable) if the transferred image does not decode; its bytes are moved
+    to `{dest}.corrupt` (replacing an older one) for inspection."""
+    error = _decode_error(part)
+    if error:
+        corrupt = _corrupt_path(dest)
+        os.replace(part, corrupt)
+        log.warning("%s: not a decodable image (%s); bytes moved to %s", dest, error, corrupt)
+        raise _Failure(f"not a decodable image: {error}", discard=True)
 
 
 def _retry_after(response: requests.Response) -> float:
@@ -212,16 +297,24 @@ def _network_reason(err: requests.RequestException, s: DownloadSettings) -> str:
 
 
 def _present(dest: Path, job: DownloadJob) -> bool:
-    """Whether `dest` is there and matches the job; a mismatching file is removed."""
+    """Whether `dest` is there and matches the job; a mismatching file is removed, a damaged
+    image moved to `{dest}.corrupt`."""
     if not dest.exists():
         return False
     try:
         _verify(dest, job)
-        return True
     except _Failure as err:
         log.warning("%s: %s; fetching it again", dest, err.reason)
         dest.unlink()
         return False
+    if job.image:
+        damage = _image_damage(dest)
+        if damage:
+            corrupt = _corrupt_path(dest)
+            os.replace(dest, corrupt)
+            log.warning("%s: %s; moved to %s, fetching it again", dest, damage, corrupt)
+            return False
+    return True
 
 
 def _attempts(
@@ -238,6 +331,8 @@ def _attempts(
             with _slot(host, s.per_host):
                 status = _transfer(job, part, s, session, on_bytes)
             _verify(part, job)
+            if job.image:
+                _check_decodes(part, dest)
             nbytes = part.stat().st_size
             os.replace(part, dest)
             return DownloadResult(job, True, status, "", nbytes)
@@ -378,10 +473,11 @@ def fetch_images(
     rows: pd.DataFrame, settings: DownloadSettings, failures: Path, desc: str
 ) -> pd.DataFrame:
     """Fetch each distinct `image_url` of `rows` to its `image_path` once; return the rows whose
-    image arrived (the others are listed in `failures`)."""
+    image arrived (the others are listed in `failures`). Each image must decode (see the module
+    docstring): one corrupted in transit is fetched again."""
     images = rows.drop_duplicates("image_path")
     jobs = [
-        DownloadJob(u, Path(p))
+        DownloadJob(u, Path(p), image=True)
         for u, p in zip(images["image_url"], images["image_path"], strict=True)
     ]
     results = fetch_all(jobs, settings, failures_path=failures, desc=desc)

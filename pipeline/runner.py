@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from pipeline import (
     boxes,
     crops,
@@ -38,7 +40,16 @@ from pipeline.config import (
 from pipeline.download import DownloadSettings
 from pipeline.gan import devices, train
 from pipeline.io import write_json, write_parquet
-from pipeline.sources import celeba, coco, ffhq, openimages, synthetic, visual_genome
+from pipeline.records import BadRecordSettings, RecordRejects, rejects_frame
+from pipeline.sources import (
+    celeba,
+    coco,
+    coco_format,
+    ffhq,
+    openimages,
+    synthetic,
+    visual_genome,
+)
 
 log = logging.getLogger("pipeline")
 PACKAGES = [
@@ -63,15 +74,27 @@ def _synthetic_dataset(smk) -> None:
     synthetic.generate(settings, Path(smk.params.images_dir), Path(smk.output.annotations))
 
 
+def _write_source(smk, frame: pd.DataFrame, rejects: pd.DataFrame) -> None:
+    write_parquet(frame, smk.output.boxes)
+    write_parquet(rejects, smk.output.rejects)
+
+
+def _bad_records(smk) -> BadRecordSettings:
+    return from_dict(BadRecordSettings, smk.params.bad_records)
+
+
 def _synthetic_boxes(smk) -> None:
+    rejects = RecordRejects("synthetic")
     frame = coco.read_boxes(
         Path(smk.input.annotations),
         Path(smk.params.images_dir),
         tuple(smk.params.categories),
         "synthetic",
         "train",
+        rejects=rejects,
+        bad_records=_bad_records(smk),
     )
-    write_parquet(frame, smk.output.boxes)
+    _write_source(smk, frame, rejects.frame())
 
 
 def _coco_annotations(smk) -> None:
@@ -84,16 +107,26 @@ def _coco_annotations(smk) -> None:
 
 def _coco_boxes(smk) -> None:
     settings = from_dict(coco.CocoSettings, smk.params.settings)
-    instances = dict(zip(settings.splits, map(Path, smk.input), strict=True))
-    frame = coco.coco_boxes(
+    frame, rejects = coco.coco_boxes(
         settings,
-        instances,
-        next(iter(instances.values())).parent.parent,  # {root}/annotations/instances_{split}.json
+        dict(zip(settings.splits, map(Path, smk.input), strict=True)),
+        Path(smk.params.image_root),
         tuple(smk.params.categories),
         download_settings(smk.config),
-        Path(smk.output.failures),
+        Path(smk.params.failures),
+        _bad_records(smk),
     )
-    write_parquet(frame, smk.output.boxes)
+    _write_source(smk, frame, rejects)
+
+
+def _coco_format_boxes(smk) -> None:
+    frame, rejects = coco_format.coco_format_boxes(
+        smk.wildcards.dataset,
+        from_dict(coco_format.CocoFormatSettings, smk.params.settings),
+        tuple(smk.params.categories),
+        _bad_records(smk),
+    )
+    _write_source(smk, frame, rejects)
 
 
 def _visual_genome_metadata(smk) -> None:
@@ -112,13 +145,13 @@ def _visual_genome_boxes(smk) -> None:
         settings,
         Path(smk.input.image_data),
         Path(smk.input.objects),
-        Path(smk.input.image_data).parent,  # VG's folder: image_data.json, VG_100K/, ...
+        Path(smk.params.image_root),
         tuple(smk.params.categories),
         smk.params.drop_coco_images,
         download_settings(smk.config),
-        Path(smk.output.failures),
+        Path(smk.params.failures),
     )
-    write_parquet(frame, smk.output.boxes)
+    _write_source(smk, frame, rejects_frame([]))
 
 
 def _openimages_files(settings, paths) -> dict[str, Path]:
@@ -134,15 +167,15 @@ def _openimages_metadata(smk) -> None:
 
 def _openimages_boxes(smk) -> None:
     settings = from_dict(openimages.OpenImagesSettings, smk.params.settings)
-    frame = openimages.openimages_boxes(
+    frame, rejects = openimages.openimages_boxes(
         settings,
         _openimages_files(settings, smk.input),
         Path(smk.params.image_root),
         tuple(smk.params.categories),
         download_settings(smk.config),
-        Path(smk.output.failures),
+        Path(smk.params.failures),
     )
-    write_parquet(frame, smk.output.boxes)
+    _write_source(smk, frame, rejects)
 
 
 def _celeba_boxes(smk) -> None:
@@ -152,20 +185,26 @@ def _celeba_boxes(smk) -> None:
         download_settings(smk.config),
         Path(smk.params.folder),
         Path(smk.params.image_root),
+        smk.params.mismatch,
     )
-    write_parquet(frame, smk.output.boxes)
+    _write_source(smk, frame, rejects_frame([]))
 
 
 def _ffhq_boxes(smk) -> None:
     settings = from_dict(ffhq.FFHQSettings, smk.params.settings)
-    frame = ffhq.ffhq_boxes(
-        settings, download_settings(smk.config), Path(smk.params.folder), Path(smk.output.failures)
+    frame, rejects = ffhq.ffhq_boxes(
+        settings,
+        download_settings(smk.config),
+        Path(smk.params.folder),
+        Path(smk.params.failures),
+        smk.params.mismatch,
     )
-    write_parquet(frame, smk.output.boxes)
+    _write_source(smk, frame, rejects)
 
 
 def _boxes_merge(smk) -> None:
-    boxes.merge_boxes([Path(p) for p in smk.input], Path(smk.output.boxes))
+    boxes.merge_boxes([Path(p) for p in smk.input.boxes], Path(smk.output.boxes))
+    boxes.merge_rejects([Path(p) for p in smk.input.rejects], Path(smk.output.rejects))
 
 
 def _crops_extract(smk) -> None:
@@ -177,6 +216,7 @@ def _crops_extract(smk) -> None:
         from_dict(CropSettings, smk.params.crops),
         smk.params.image_size,
         workers=smk.threads,
+        record_rejects=Path(smk.input.record_rejects),
     )
 
 
@@ -309,6 +349,7 @@ STAGES: dict[str, Callable[[Any], None]] = {
     "synthetic_boxes": _synthetic_boxes,
     "coco_annotations": _coco_annotations,
     "coco_boxes": _coco_boxes,
+    "coco_format_boxes": _coco_format_boxes,
     "visual_genome_metadata": _visual_genome_metadata,
     "visual_genome_boxes": _visual_genome_boxes,
     "openimages_metadata": _openimages_metadata,

@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pipeline.config import CropSettings
 from pipeline.download import DownloadError, DownloadSettings
+from pipeline.records import BadRecordSettings
 from pipeline.sources import coco
 from pipeline.sources.coco import CocoSettings
 from tests.conftest import TINY_DEMO, snakemake, write_config
+from tests.fixtures import box, read_png, run_crops
 from tests.httpserver import photo_jpeg
 
 # image id -> (split, file name, width, height); boxes as COCO writes them: [x, y, w, h]
@@ -113,9 +116,17 @@ def download(server, root: Path, download_settings=FAST) -> pd.DataFrame:
     s = settings(server)
     paths = {split: root / f"instances_{split}.json" for split in s.splits}
     coco.download_annotations(s, download_settings, root / "annotations.zip", paths)
-    return coco.coco_boxes(
-        s, paths, root / "images", ("giraffe",), download_settings, root / "failures.tsv"
+    boxes, rejects = coco.coco_boxes(
+        s,
+        paths,
+        root / "images",
+        ("giraffe",),
+        download_settings,
+        root / "failures.tsv",
+        BadRecordSettings(),
     )
+    assert rejects.empty
+    return boxes
 
 
 def test_only_the_category_images_are_fetched_and_boxes_are_in_pixels(coco_server, tmp_path):
@@ -171,9 +182,10 @@ def test_a_dead_image_link_is_recorded_and_the_threshold_honoured(coco_server, t
     assert sorted(boxes["box_id"]) == ["coco:139:1", "coco:285:2", "coco:285:3"]
 
 
-def test_coco_experiment_through_the_workflow(coco_server, tmp_path):
-    s = settings(coco_server)
-    config = {
+def workflow_config(server, **download) -> dict:
+    s = settings(server)
+    return {
+        "download": {"retries": 0, "timeout": 5, **download},
         "sources": {
             "coco": {
                 "annotations_url": s.annotations_url,
@@ -190,6 +202,10 @@ def test_coco_experiment_through_the_workflow(coco_server, tmp_path):
             }
         },
     }
+
+
+def test_coco_experiment_through_the_workflow(coco_server, tmp_path):
+    config = workflow_config(coco_server)
     write_config(tmp_path, TINY_DEMO, config)
     snakemake(tmp_path, "--cores", "2", "results/giraffe_test/crops.parquet")
     crops = pd.read_parquet(tmp_path / "results/giraffe_test/crops.parquet")
@@ -225,3 +241,40 @@ def test_local_coco_folder_is_used_without_any_download(tmp_path):
     snakemake(tmp_path / "work", "--cores", "1", "results/giraffe_local/boxes.parquet")
     boxes = pd.read_parquet(tmp_path / "work/results/giraffe_local/boxes.parquet")
     assert len(boxes) == 4 and boxes["image_path"].str.startswith(str(local)).all()
+
+
+@pytest.mark.slow
+def test_the_failure_list_outlives_the_failed_job(coco_server, tmp_path):
+    coco_server.add("/train2017/000000000632.jpg", b"", fail_status=404)
+    write_config(tmp_path, TINY_DEMO, workflow_config(coco_server, max_failure_fraction=0.0))
+    proc = snakemake(tmp_path, "--cores", "1", "results/giraffe_test/boxes.parquet", check=False)
+    assert proc.returncode != 0
+    failures = tmp_path / "logs/coco_boxes/giraffe_test.failures.tsv"
+    log = (tmp_path / "logs/coco_boxes/giraffe_test.log").read_text()
+    assert f"the list is in {failures.relative_to(tmp_path)}" in log  # the file the error names ...
+    table = pd.read_csv(failures, sep="\t")  # ... exists after the failed job
+    assert table["url"].str.endswith("/train2017/000000000632.jpg").tolist() == [True]
+    assert table["status"].tolist() == [404]
+    assert not (tmp_path / "results/giraffe_test/sources/coco.parquet").exists()
+
+
+@pytest.mark.slow
+def test_a_transiently_corrupted_image_gives_the_right_crop_after_a_rerun(coco_server, tmp_path):
+    good = jpeg(640, 426)
+    coco_server.add("/val2017/000000000139.jpg", good, corrupt=1)  # wrong bytes, once
+    write_config(tmp_path, TINY_DEMO, workflow_config(coco_server, max_failure_fraction=0.0))
+    target = "results/giraffe_test/crops.parquet"
+    proc = snakemake(tmp_path, "--cores", "1", target, check=False)
+    assert proc.returncode != 0  # the damaged image counts as a failed download
+    image = tmp_path / "resources/downloads/coco/val2017/000000000139.jpg"
+    assert not image.exists() and image.with_name(image.name + ".corrupt").exists()
+    snakemake(tmp_path, "--cores", "1", target)  # the next run fetches it again
+    assert image.read_bytes() == good
+    crops = pd.read_parquet(tmp_path / target).set_index("box_id")
+    crop = read_png(tmp_path / "results/giraffe_test" / crops.loc["coco:139:1", "path"])
+    # the crop equals the crop stage's crop of the good bytes, cut in a clean folder
+    clean = tmp_path / "clean.jpg"
+    clean.write_bytes(good)
+    row = box(clean, "coco:139:1", 100.5, 50.25, 300.5, 350.25, width=640, height=426)
+    expected, _ = run_crops(tmp_path / "clean", [row], CropSettings(min_box_side=16))
+    assert crop.tolist() == read_png(tmp_path / "clean/out" / expected.loc[0, "path"]).tolist()

@@ -282,9 +282,11 @@ def oi_boxes(server, tmp_path: Path, **kw):
     s = serve_openimages(server, **kw)
     files = openimages.metadata_files(s, tmp_path / "oi/metadata")
     openimages.download_metadata(s, FAST, files)
-    return openimages.openimages_boxes(
+    boxes, rejects = openimages.openimages_boxes(
         s, files, tmp_path / "oi/images", ("giraffe",), FAST, tmp_path / "f.tsv"
     )
+    assert rejects.empty
+    return boxes
 
 
 def test_openimages_boxes_in_pixels_with_flags_and_rotation(http_server, tmp_path):
@@ -430,8 +432,33 @@ def test_ffhq_thumbnails_verified_and_whole_image_boxes(http_server, tmp_path):
     tolerant = DownloadSettings(
         workers=2, retries=1, backoff=0.01, timeout=5.0, max_failure_fraction=0.5
     )
-    boxes = ffhq.ffhq_boxes(s, tolerant, tmp_path / "ffhq", tmp_path / "f.tsv")
+    boxes, rejects = ffhq.ffhq_boxes(s, tolerant, tmp_path / "ffhq", tmp_path / "f.tsv")
+    assert rejects.empty  # downloads that fail are listed in the failures file
     assert boxes["box_id"].tolist() == ["ffhq:00000", "ffhq:00001"]
     assert boxes.loc[1, ["x0", "y0", "x1", "y1"]].tolist() == [0, 0, 128, 128]
     assert "00002.png" in (tmp_path / "f.tsv").read_text()
     assert (tmp_path / "ffhq/thumbnails128x128/00000/00001.png").exists()
+
+
+def test_multi_word_categories_match_by_name_or_synset_in_one_form():
+    forms = visual_genome.name_forms("Teddy  Bear")
+    assert "teddy bear" in forms and "teddy bears" in forms
+    teddy = {"names": ["teddy bear"], "synsets": ["teddy.n.01"]}  # as VG writes them
+    assert visual_genome.matches(teddy, "teddy bear", forms)
+    by_synset = {"names": ["toy"], "synsets": ["teddy_bear.n.01"]}
+    assert visual_genome.matches(by_synset, "teddy bear", forms)
+    assert not visual_genome.matches(
+        {"names": ["bear"], "synsets": ["bear.n.01"]}, "teddy bear", forms
+    )
+
+
+def test_every_source_writes_the_category_in_one_form(tmp_path):
+    (tmp_path / "c.csv").write_text(
+        "LabelName,DisplayName\n/m/03bk1,Giraffe\n/m/0dv9c,Teddy bear\n"
+    )
+    labels = openimages.label_ids(tmp_path / "c.csv", ("GIRAFFE", "teddy  Bear"))
+    assert labels == {"/m/03bk1": "giraffe", "/m/0dv9c": "teddy bear"}
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps(VG_OBJECTS))
+    found = {c for *_, c, _ in visual_genome.iter_objects(objects, ("Giraffe",))}
+    assert found == {"giraffe"}

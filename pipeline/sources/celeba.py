@@ -3,7 +3,8 @@
 The boxes of `list_bbox_celeba.txt` refer to the in-the-wild images, not the aligned ones, so the
 box of each aligned image is the standard centre crop (`center_crop`, 108 in the DCGAN papers).
 Faces can be chosen by attribute (`{Smiling: true}`) and by partition; only the chosen images are
-extracted from the archive. A user who has the files sets `local_dir` and nothing is downloaded.
+extracted from the archive (into downloads_dir). A user who has the files sets `local_dir`: they are
+read in place, MD5-checked, and nothing is downloaded or written there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image
 from pipeline.archive import safe_extract
 from pipeline.boxes import normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, hosts_of
+from pipeline.local import local_file
 
 log = logging.getLogger(__name__)
 PARTITIONS = {0: "train", 1: "valid", 2: "test"}
@@ -40,21 +42,23 @@ class CelebAFormatError(ValueError):
     """A CelebA list file that breaks the format; the message names the file and line."""
 
 
-def fetch_files(s: CelebASettings, download: DownloadSettings, folder: Path) -> dict[str, Path]:
-    """Each configured file, from `local_dir` when set, else downloaded; MD5 checked either way."""
+def fetch_files(
+    s: CelebASettings, download: DownloadSettings, folder: Path, mismatch: str = "refuse"
+) -> dict[str, Path]:
+    """Each configured file: read from `local_dir` when set, else downloaded into `folder`.
+
+    Local files are checked against their MD5 and never written, moved or deleted; a mismatch is
+    reported and then used or refused as `mismatch` says."""
+    if s.local_dir:
+        return {
+            name: local_file(Path(s.local_dir) / name, info.get("md5"), mismatch, "CelebA")
+            for name, info in s.files.items()
+        }
     paths = {}
     for name, info in s.files.items():
-        source = Path(s.local_dir) / name if s.local_dir else None
-        dest = folder / name
-        if source is not None:
-            if not source.exists():
-                raise FileNotFoundError(
-                    f"CelebA: {source} not found (local_dir is set to {s.local_dir})"
-                )
-            dest = source
         url = s.url_template.format(drive_id=info["drive_id"], name=name)
         allowed = replace(download, allowed_hosts=hosts_of(url))
-        result = fetch(DownloadJob(url, dest, md5=info.get("md5")), allowed)
+        result = fetch(DownloadJob(url, folder / name, md5=info.get("md5")), allowed)
         if not result.ok:
             hint = (
                 " Google Drive often refuses large files: download them by hand and set local_dir."
@@ -62,7 +66,7 @@ def fetch_files(s: CelebASettings, download: DownloadSettings, folder: Path) -> 
                 else ""
             )
             raise RuntimeError(f"CelebA {name} ({url}): {result.reason}.{hint}")
-        paths[name] = dest
+        paths[name] = folder / name
     return paths
 
 
@@ -117,9 +121,14 @@ def choose(s: CelebASettings, attributes: pd.DataFrame, partitions: dict[str, st
 
 
 def celeba_boxes(
-    s: CelebASettings, download: DownloadSettings, folder: Path, image_root: Path
+    s: CelebASettings,
+    download: DownloadSettings,
+    folder: Path,
+    image_root: Path,
+    mismatch: str = "refuse",
 ) -> pd.DataFrame:
-    files = fetch_files(s, download, folder)
+    """The chosen faces, extracted from the archive into `image_root` (never into local_dir)."""
+    files = fetch_files(s, download, folder, mismatch)
     partitions = read_partitions(files["list_eval_partition.txt"])
     attributes = read_attributes(files["list_attr_celeba.txt"])
     chosen = choose(s, attributes, partitions)

@@ -2,7 +2,9 @@
 
 Each image is one face, aligned and cropped by the dataset: its box is the whole image. The first
 60,000 are the training split, the last 10,000 validation. `local_dir` points at a folder that
-already holds the JSON and the images by their `file_path`; nothing is downloaded then.
+already holds the JSON and the images by their `file_path`: they are read in place and checked
+against their MD5s, nothing is downloaded or written there, and a missing or (by default)
+mismatching image is a reject of its own.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import pandas as pd
 from pipeline.archive import safe_join
 from pipeline.boxes import normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
+from pipeline.local import local_file
+from pipeline.local import mismatch as local_mismatch
+from pipeline.records import RecordRejects
 
 log = logging.getLogger(__name__)
 TRAIN_IMAGES = 60_000
+METADATA = "ffhq-dataset-v2.json"
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,14 @@ class FFHQFormatError(ValueError):
     """A metadata record that breaks the format; the message names the file and record."""
 
 
-def fetch_metadata(s: FFHQSettings, download: DownloadSettings, folder: Path) -> Path:
-    dest = (Path(s.local_dir) if s.local_dir else folder) / "ffhq-dataset-v2.json"
+def fetch_metadata(
+    s: FFHQSettings, download: DownloadSettings, folder: Path, mismatch: str = "refuse"
+) -> Path:
+    """The metadata JSON: from local_dir (checked, never replaced) or downloaded into `folder`."""
+    if s.local_dir:
+        path = Path(s.local_dir) / METADATA
+        return local_file(path, s.metadata_md5, mismatch, "FFHQ metadata")
+    dest = folder / METADATA
     result = fetch(
         DownloadJob(s.metadata_url, dest, md5=s.metadata_md5),
         replace(download, allowed_hosts=hosts_of(s.metadata_url)),
@@ -83,17 +95,53 @@ def read_entries(path: Path, s: FFHQSettings, root: Path) -> list[dict]:
     return entries
 
 
-def ffhq_boxes(
-    s: FFHQSettings, download: DownloadSettings, folder: Path, failures: Path
-) -> pd.DataFrame:
-    metadata = fetch_metadata(s, download, folder)
-    root = Path(s.local_dir) if s.local_dir else folder
-    entries = read_entries(metadata, s, root)
+def _local_images(entries: list[dict], mismatch: str, rejects: RecordRejects) -> set[str]:
+    """The local images that may be used; the others become rejects (nothing is touched)."""
+    usable, used_anyway = set(), 0
+    for e in entries:
+        path, box_id = Path(e["path"]), f"ffhq:{e['index']:05d}"
+        if not path.is_file():
+            rejects.add(
+                "missing_image", f"{path}: image file not found", box_id, box_id[5:], "face"
+            )
+            continue
+        differs = local_mismatch(path, e["md5"], e["size"])
+        if differs and mismatch == "refuse":
+            rejects.add("checksum_mismatch", differs, box_id, box_id[5:], "face")
+            continue
+        used_anyway += bool(differs)
+        usable.add(e["path"])
+    if used_anyway:
+        log.warning("FFHQ: %d local images differ from their MD5, used anyway", used_anyway)
+    return usable
+
+
+def _fetched_images(
+    entries: list[dict], s: FFHQSettings, download: DownloadSettings, failures: Path
+) -> set[str]:
     jobs = [DownloadJob(e["url"], Path(e["path"]), md5=e["md5"], size=e["size"]) for e in entries]
     results = fetch_all(
         jobs, replace(download, allowed_hosts=s.allowed_hosts), failures, desc="FFHQ images"
     )
-    ok = {str(r.job.dest) for r in results if r.ok}
+    return {str(r.job.dest) for r in results if r.ok}
+
+
+def ffhq_boxes(
+    s: FFHQSettings,
+    download: DownloadSettings,
+    folder: Path,
+    failures: Path,
+    mismatch: str = "refuse",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One whole-image face box per usable image, and the images refused (local_dir only)."""
+    metadata = fetch_metadata(s, download, folder, mismatch)
+    root = Path(s.local_dir) if s.local_dir else folder
+    entries = read_entries(metadata, s, root)
+    rejects = RecordRejects("ffhq")
+    if s.local_dir:
+        ok = _local_images(entries, mismatch, rejects)
+    else:
+        ok = _fetched_images(entries, s, download, failures)
     rows = [
         {
             "box_id": f"ffhq:{e['index']:05d}",
@@ -114,4 +162,4 @@ def ffhq_boxes(
         if e["path"] in ok
     ]
     log.info("FFHQ: %d faces of %d listed", len(rows), len(entries))
-    return normalise(rows)
+    return normalise(rows), rejects.frame()

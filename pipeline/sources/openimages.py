@@ -19,8 +19,9 @@ import pandas as pd
 from PIL import Image
 
 from pipeline.archive import safe_join
-from pipeline.boxes import normalise
+from pipeline.boxes import canonical_category, normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
+from pipeline.records import RecordRejects
 
 log = logging.getLogger(__name__)
 BOX_COLUMNS = [
@@ -94,12 +95,12 @@ def label_ids(path: Path, categories: tuple[str, ...]) -> dict[str, str]:
                 raise OpenImagesFormatError(
                     f"{path}: line {i + 1}: expected LabelName,DisplayName, got {row}"
                 )
-            names.setdefault(row[1].strip().lower(), []).append(row[0].strip())
+            names.setdefault(canonical_category(row[1]), []).append(row[0].strip())
     found, missing = {}, []
     for category in categories:
-        ids = names.get(category.lower())
+        ids = names.get(canonical_category(category))
         if ids:
-            found.update({label: category for label in ids})
+            found.update({label: canonical_category(category) for label in ids})
         else:
             missing.append(category)
     if missing:
@@ -225,16 +226,29 @@ def to_pixels(selected: pd.DataFrame, sizes: dict[str, tuple[int, int]]) -> pd.D
     return normalise(rows)
 
 
-def image_sizes(paths: list[str]) -> tuple[dict[str, tuple[int, int]], list[tuple[str, str]]]:
-    """Width and height from each image's header; unreadable ones listed with the reason."""
+def image_sizes(paths: list[str]) -> tuple[dict[str, tuple[int, int]], list[tuple[str, str, str]]]:
+    """Width and height from each image's header; the others as (path, reason, message)."""
     sizes, bad = {}, []
     for path in paths:
         try:
             with Image.open(path) as image:
                 sizes[path] = image.size
-        except (OSError, ValueError) as err:
-            bad.append((path, f"unreadable image: {err}"))
+        except FileNotFoundError:
+            bad.append((path, "missing_image", f"{path}: image file not found"))
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            bad.append((path, "unreadable_image", f"{path}: unreadable image: {err}"))
     return sizes, bad
+
+
+def _reject_unsized(
+    selected: pd.DataFrame, bad: list[tuple[str, str, str]], rejects: RecordRejects
+) -> None:
+    """Each box of an image whose size could not be read becomes a reject."""
+    by_path = {path: (reason, message) for path, reason, message in bad}
+    for row in selected[selected["image_path"].isin(by_path)].itertuples(index=False):
+        reason, message = by_path[row.image_path]
+        box_id = f"openimages:{row.ImageID}:{row.split}:{row.line}"
+        rejects.add(reason, message, box_id, row.ImageID, row.category)
 
 
 def openimages_boxes(
@@ -244,15 +258,18 @@ def openimages_boxes(
     categories: tuple[str, ...],
     download: DownloadSettings,
     failures: Path,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The boxes of the categories, in pixels, and the boxes whose image could not be read.
+
+    Images are fetched into `image_root` unless `local_dir` is set: then they are read in place,
+    and a missing one is a `missing_image` reject."""
     selected = select(s, files, categories, image_root)
-    allowed = replace(download, allowed_hosts=hosts_of(s.image_base_url))
-    arrived = fetch_images(selected, allowed, failures, "OpenImages images")
-    sizes, bad = image_sizes(list(arrived["image_path"].unique()))
+    if not s.local_dir:
+        allowed = replace(download, allowed_hosts=hosts_of(s.image_base_url))
+        selected = fetch_images(selected, allowed, failures, "OpenImages images")
+    sizes, bad = image_sizes(list(selected["image_path"].unique()))
+    rejects = RecordRejects("openimages")
+    _reject_unsized(selected, bad, rejects)
     if bad:
-        with open(failures, "a") as handle:
-            handle.writelines(f"\t{path}\t\t{reason}\n" for path, reason in bad)
-        log.warning(
-            "OpenImages: %d downloaded images unreadable (listed in %s)", len(bad), failures
-        )
-    return to_pixels(selected, sizes)
+        log.warning("OpenImages: %d images could not be read (listed in the rejects)", len(bad))
+    return to_pixels(selected, sizes), rejects.frame()

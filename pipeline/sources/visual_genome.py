@@ -19,7 +19,7 @@ import ijson
 import pandas as pd
 
 from pipeline.archive import safe_extract, safe_join
-from pipeline.boxes import normalise
+from pipeline.boxes import canonical_category, normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _zip_names(path: Path) -> list[str]:
 
 def name_forms(category: str) -> set[str]:
     """The ways VG writes a category name: 'giraffe' -> {'giraffe', 'giraffes', 'giraffees'}."""
-    c = category.strip().lower()
+    c = canonical_category(category)
     forms = {c, c + "s", c + "es"}
     if c.endswith("y"):
         forms.add(c[:-1] + "ies")
@@ -76,10 +76,17 @@ def name_forms(category: str) -> set[str]:
 
 
 def matches(obj: dict, category: str, forms: set[str]) -> bool:
-    """Synset first (giraffe.n.01); names (lower case, trimmed, plural) only where none is set."""
+    """By synset (giraffe.n.01, traffic_light.n.01) or by name (lower case, trimmed, plural).
+
+    A one-word category's synset settles it: a 'giraffe' named object whose synset is spot.n.01
+    is a spot. Multi-word categories match by name whatever the synset, since WordNet names many
+    of them otherwise ('teddy bear' objects carry teddy.n.01, 'cell phone' cellular_telephone).
+    """
     synsets = obj.get("synsets") or []
-    if synsets:
-        return any(str(s).split(".")[0] == category for s in synsets)
+    if any(str(s).split(".")[0].replace("_", " ") == category for s in synsets):
+        return True
+    if synsets and " " not in category:
+        return False
     names = obj.get("names") or [obj.get("name", "")]
     return any(re.sub(r"\s+", " ", str(n).strip().lower()) in forms for n in names)
 
@@ -104,7 +111,7 @@ def read_image_data(path: Path) -> dict[int, dict]:
 
 def iter_objects(path: Path, categories: tuple[str, ...]):
     """(image_id, category, object) for each matching object, streaming through objects.json."""
-    wanted = [(c.lower(), name_forms(c)) for c in categories]
+    wanted = [(canonical_category(c), name_forms(c)) for c in categories]
     with open(path, "rb") as handle:
         try:
             for i, entry in enumerate(ijson.items(handle, "item", use_float=True)):
@@ -214,5 +221,7 @@ def visual_genome_boxes(
     failures: Path,
 ) -> pd.DataFrame:
     boxes = read_boxes(s, image_data, objects, image_root, categories, drop_coco_images)
+    if s.local_dir:  # read in place: a missing image is the crop stage's missing_image reject
+        return boxes
     allowed = replace(download, allowed_hosts=hosts_of(s.image_base_url))  # whatever the JSON says
     return fetch_images(boxes, allowed, failures, "Visual Genome images")

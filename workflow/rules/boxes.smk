@@ -1,14 +1,20 @@
-# One boxes table per experiment: the rows of every source it names.
+# One boxes table per experiment: the rows of every source it names; and one table of the
+# sources' bad records (skipped image entries and annotations, with reason and detail).
 
 
 rule boxes_merge:
     input:
-        lambda wildcards: expand(
+        boxes=lambda wildcards: expand(
             "results/{{exp}}/sources/{source}.parquet",
+            source=experiment(wildcards)["sources"],
+        ),
+        rejects=lambda wildcards: expand(
+            "results/{{exp}}/sources/{source}.rejects.parquet",
             source=experiment(wildcards)["sources"],
         ),
     output:
         boxes="results/{exp}/boxes.parquet",
+        rejects="results/{exp}/record_rejects.parquet",
     log:
         "logs/boxes_merge/{exp}.log",
     benchmark:

@@ -1,11 +1,12 @@
-# COCO 2017: the annotations archive (shared), then per experiment only the images that hold
-# its categories (shared too: an image fetched once is never fetched again).
+# COCO: the annotations archive (shared), then per experiment only the images that hold its
+# categories (shared too: an image fetched once is never fetched again). With local_dir the
+# files are read where they are: no rule has an output there, so nothing there is ever written.
 
 
 rule coco_annotations:
     output:
         expand(
-            f"{source_root('coco')}/annotations/instances_{{split}}.json",
+            f"{downloaded('coco')}/annotations/instances_{{split}}.json",
             split=source_config("coco")["splits"],
         ),
     log:
@@ -19,17 +20,20 @@ rule coco_annotations:
         downloads=1,
     params:
         settings=source_config("coco"),
-        archive=f"{source_root('coco')}/annotations_trainval2017.zip",
+        archive=f"{downloaded('coco')}/annotations_trainval2017.zip",
     script:
         RUN_SCRIPT
 
 
 rule coco_boxes:
     input:
-        rules.coco_annotations.output,
+        expand(
+            f"{source_root('coco')}/annotations/instances_{{split}}.json",
+            split=source_config("coco")["splits"],
+        ),
     output:
         boxes="results/{exp}/sources/coco.parquet",
-        failures="results/{exp}/sources/coco.failures.tsv",
+        rejects=source_rejects("coco"),
     log:
         "logs/coco_boxes/{exp}.log",
     benchmark:
@@ -42,5 +46,9 @@ rule coco_boxes:
     params:
         settings=source_config("coco"),
         categories=exp_setting("categories"),
+        # {root}/annotations/instances_{split}.json -> {root}: images are {root}/{split}/
+        image_root=lambda wildcards, input: str(Path(input[0]).parent.parent),
+        bad_records=config["bad_records"],
+        failures=failures_list("coco_boxes"),
     script:
         RUN_SCRIPT

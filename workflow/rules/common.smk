@@ -15,6 +15,19 @@ min_version("9.0")
 
 validate(config, "../../config/schema.yaml")
 
+# Sources: the built-in ones, and the user's named datasets in COCO format (pipeline/sources/).
+BUILTIN_SOURCES = ["synthetic", "coco", "visual_genome", "openimages", "celeba", "ffhq"]
+DATASETS = sorted(
+    name for name, block in config["sources"].items() if name not in BUILTIN_SOURCES
+)
+for _name, _exp in config["experiments"].items():
+    _unknown = sorted(set(_exp["sources"]) - set(BUILTIN_SOURCES) - set(DATASETS))
+    if _unknown:
+        raise ValueError(
+            f"experiment {_name!r}: unknown source(s) {_unknown}; built-in: {BUILTIN_SOURCES}, "
+            f"named datasets under sources: {DATASETS or 'none'}"
+        )
+
 EXPERIMENTS = sorted(config["experiments"])
 # Sweeps: experiment -> run name -> the train settings the run overrides (pipeline/sweep.py).
 SWEEP_RUNS = {
@@ -39,6 +52,7 @@ MAX_THREADS = 8
 wildcard_constraints:
     exp=one_of(EXPERIMENTS),
     source="[a-z_]+",
+    dataset=one_of(DATASETS),
     run="[A-Za-z0-9][A-Za-z0-9_.+-]*",
 
 
@@ -126,12 +140,38 @@ def exclusions_file(wildcards):
 
 
 def source_root(name):
-    """Where a source's files live: the config's local_dir if set, else the shared downloads."""
+    """Where a source's files are read from: the config's local_dir if set (read only: no rule
+    has an output there), else the shared downloads, where its download rule writes."""
     return source_config(name).get("local_dir") or f"{DOWNLOADS}/{name}"
 
 
-def openimages_metadata_files():
+def downloaded(name):
+    """Where a source's download rule writes: always under downloads_dir, never a local_dir."""
+    return f"{DOWNLOADS}/{name}"
+
+
+def local_files(name, relpaths):
+    """The files of a source's local_dir, as inputs (changing one reruns the source), or none."""
+    root = source_config(name).get("local_dir")
+    return [f"{root}/{rel}" for rel in relpaths] if root else []
+
+
+def source_rejects(name):
+    """A source's bad records of one experiment (rows of the rejects table)."""
+    return f"results/{{exp}}/sources/{name}.rejects.parquet"
+
+
+def failures_list(rule_name):
+    """Where a source lists its failed downloads: under logs/, so a failed job keeps it."""
+    return f"logs/{rule_name}/{{exp}}.failures.tsv"
+
+
+def openimages_metadata_files(root):
     settings = from_dict(OpenImagesSettings, source_config("openimages"))
-    return list(
-        metadata_files(settings, Path(source_root("openimages")) / "metadata").values()
-    )
+    return list(metadata_files(settings, Path(root) / "metadata").values())
+
+
+def dataset_annotations(wildcards):
+    """The annotation files of a named COCO-format dataset (inputs only, never outputs)."""
+    files = source_config(wildcards.dataset)["annotations"]
+    return [files] if isinstance(files, str) else list(files)

@@ -4,6 +4,7 @@
 rule crops_extract:
     input:
         boxes=rules.boxes_merge.output.boxes,
+        record_rejects=rules.boxes_merge.output.rejects,
     output:
         crops_dir=directory("results/{exp}/crops"),
         crops="results/{exp}/crops.parquet",

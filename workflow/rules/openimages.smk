@@ -1,10 +1,11 @@
 # OpenImages V7: class names, box and image CSVs (shared), then per experiment the boxes of its
-# categories, streamed, and only their images (shared too).
+# categories, streamed, and only their images (shared too). With local_dir the files are read
+# where they are.
 
 
 rule openimages_metadata:
     output:
-        openimages_metadata_files(),
+        openimages_metadata_files(downloaded("openimages")),
     log:
         "logs/openimages_metadata.log",
     benchmark:
@@ -22,10 +23,10 @@ rule openimages_metadata:
 
 rule openimages_boxes:
     input:
-        rules.openimages_metadata.output,
+        openimages_metadata_files(source_root("openimages")),
     output:
         boxes="results/{exp}/sources/openimages.parquet",
-        failures="results/{exp}/sources/openimages.failures.tsv",
+        rejects=source_rejects("openimages"),
     log:
         "logs/openimages_boxes/{exp}.log",
     benchmark:
@@ -39,5 +40,6 @@ rule openimages_boxes:
         settings=source_config("openimages"),
         categories=exp_setting("categories"),
         image_root=f"{source_root('openimages')}/images",
+        failures=failures_list("openimages_boxes"),
     script:
         RUN_SCRIPT

@@ -24,6 +24,7 @@ rule synthetic_boxes:
         annotations=rules.synthetic_dataset.output.annotations,
     output:
         boxes="results/{exp}/sources/synthetic.parquet",
+        rejects=source_rejects("synthetic"),
     log:
         "logs/synthetic_boxes/{exp}.log",
     benchmark:
@@ -35,5 +36,6 @@ rule synthetic_boxes:
     params:
         categories=exp_setting("categories"),
         images_dir=f"{DOWNLOADS}/synthetic/images",
+        bad_records=config["bad_records"],
     script:
         RUN_SCRIPT
