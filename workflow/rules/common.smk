@@ -146,7 +146,7 @@ def source_root(name):
 
 
 def downloaded(name):
-    """Where a source's download rule writes: always under downloads_dir, never a local_dir."""
+    """Where a source's downloads go (always under downloads_dir, never in a local_dir)."""
     return f"{DOWNLOADS}/{name}"
 
 
