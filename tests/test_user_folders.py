@@ -233,3 +233,53 @@ def test_ffhq_local_image_with_a_differing_md5_is_a_reject_and_left_alone(user_f
     crops = pd.read_parquet(tmp_path / "results/faces/crops.parquet")
     assert sorted(crops["box_id"]) == ["ffhq:00000", "ffhq:00001", "ffhq:00002"]
     assert tree_hashes(user_folder) == before
+
+
+def test_no_job_of_any_source_has_an_output_in_a_local_dir(tmp_path):
+    """Every source at once, local: even --forceall plans no download and writes nothing there."""
+    local = {name: tmp_path / f"local {name}" for name in ("coco", "visual_genome", "openimages")}
+    local |= {name: tmp_path / f"local {name}" for name in ("celeba", "ffhq")}
+    files = {
+        "coco": ["annotations/instances_train2017.json", "annotations/instances_val2017.json"],
+        "visual_genome": ["image_data.json", "objects.json"],
+        "openimages": [
+            "metadata/v7/oidv7-class-descriptions-boxable.csv",
+            *(f"metadata/v5/{s}-annotations-bbox.csv" for s in ("validation", "test")),
+            "metadata/v6/oidv6-train-annotations-bbox.csv",
+            "metadata/2018_04/train/train-images-boxable-with-rotation.csv",
+            "metadata/2018_04/validation/validation-images-with-rotation.csv",
+            "metadata/2018_04/test/test-images-with-rotation.csv",
+        ],
+        "celeba": ["img_align_celeba.zip", "list_attr_celeba.txt", "list_eval_partition.txt"],
+        "ffhq": ["ffhq-dataset-v2.json"],
+    }
+    for name, relpaths in files.items():
+        for rel in relpaths:
+            (local[name] / rel).parent.mkdir(parents=True, exist_ok=True)
+            (local[name] / rel).write_text("{}")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "labels.json").write_text("{}")
+    sources = {name: {"local_dir": str(path)} for name, path in local.items()}
+    sources["mine"] = {"format": "coco", "annotations": str(mine / "labels.json")}
+    every = [*files, "mine"]
+    config = {
+        "sources": sources,
+        "experiments": {"all": {"sources": every, "categories": ["giraffe"], "image_size": 64}},
+    }
+    write_config(tmp_path / "work", config)
+    proc = snakemake(tmp_path / "work", "-n", "--forceall", "results/all/boxes.parquet")
+    outputs = [line for line in proc.stdout.splitlines() if line.strip().startswith("output:")]
+    assert len(outputs) == len(every) + 1  # one boxes job per source, and the merge
+    for line in outputs:
+        assert "local " not in line and str(mine) not in line, line
+    for rule in ("coco_annotations", "visual_genome_metadata", "openimages_metadata"):
+        assert f"rule {rule}:" not in proc.stdout
+
+
+def test_an_unknown_source_name_is_refused_when_the_workflow_loads(tmp_path):
+    config = {"experiments": {"x": {"sources": ["cooc"], "categories": ["a"], "image_size": 32}}}
+    write_config(tmp_path, config)
+    proc = snakemake(tmp_path, "-n", "results/x/boxes.parquet", check=False)
+    assert proc.returncode != 0
+    assert "experiment 'x': unknown source(s) ['cooc']" in proc.stdout + proc.stderr
