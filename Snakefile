@@ -12,7 +12,8 @@ include: "workflow/rules/coco.smk"
 include: "workflow/rules/coco_format.smk"
 include: "workflow/rules/visual_genome.smk"
 include: "workflow/rules/openimages.smk"
-include: "workflow/rules/faces.smk"
+include: "workflow/rules/celeba.smk"
+include: "workflow/rules/ffhq.smk"
 include: "workflow/rules/boxes.smk"
 include: "workflow/rules/crops.smk"
 include: "workflow/rules/filters.smk"
@@ -20,6 +21,7 @@ include: "workflow/rules/shards.smk"
 include: "workflow/rules/curate.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:

@@ -2,7 +2,7 @@
 
 Both train the same DCGAN (64 px, ngf = ndf = 64, batch 128, Adam 2e-4 / 0.5). Baseline: the loop
 of pytorch/examples/dcgan/main.py (Sigmoid + BCELoss, real batch from a DataLoader over image
-files with ToTensor + Normalize, 2 workers). Ours: `pipeline.gan.train.Trainer.train_step` (data
+files with ToTensor + Normalize, 2 workers). Ours: `pipeline.gan.trainer.Trainer.train_step` (data
 held as one uint8 tensor on the device, bf16 autocast (fp16 + loss scaling on GPUs without bf16)
 and channels-last on CUDA, logits + BCE).
 
@@ -22,8 +22,9 @@ from PIL import Image
 from torch import nn
 
 from pipeline.config import TrainSettings
+from pipeline.gan.devices import select_device
 from pipeline.gan.models import Discriminator, Generator, ModelConfig
-from pipeline.gan.train import Trainer, select_device
+from pipeline.gan.trainer import Trainer
 
 SIZE, BATCH = 64, 128
 

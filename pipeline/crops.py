@@ -21,7 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from pipeline.config import CropSettings
-from pipeline.filters import scores
+from pipeline.image_scores import scores
 from pipeline.io import atomic_dir, write_parquet
 from pipeline.progress import progress
 from pipeline.records import REJECT_COLUMNS, rejects_frame

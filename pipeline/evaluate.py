@@ -20,70 +20,21 @@ import numpy as np
 import torch
 
 from pipeline.config import EvalSettings
+from pipeline.gan.devices import select_device
+from pipeline.gan.grids import save_grid, to_uint8
 from pipeline.gan.models import grid_labels, load_generator
-from pipeline.gan.train import select_device
+from pipeline.gan.sampling import MIN_REAL, class_labels, generate, real_sets
 from pipeline.io import write_json
 from pipeline.metrics.fid import frechet_distance, kernel_inception_distance
 from pipeline.metrics.memorisation import memorisation, nearest
 from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.swd import sliced_wasserstein
+from pipeline.plots import plot_distances, plot_losses, plot_metric_curve, read_stats
 from pipeline.reference import Extractor, load_reference
-from pipeline.report import (
-    pairs_sheet,
-    plot_distances,
-    plot_losses,
-    plot_metric_curve,
-    read_stats,
-    save_grid,
-    to_uint8,
-)
 from pipeline.shards import load_split
+from pipeline.sheets import pairs_sheet
 
 log = logging.getLogger(__name__)
-MIN_REAL = 16
-
-
-def class_labels(state: dict, count: int, seed: int) -> torch.Tensor | None:
-    """Labels for a conditional generator, drawn as often as each class is in the training set
-    (None for an unconditional one)."""
-    counts = state.get("class_counts") or []
-    if not counts:
-        return None
-    rng = torch.Generator().manual_seed(seed + 2)
-    weights = torch.tensor(counts, dtype=torch.float)
-    return torch.multinomial(weights, count, replacement=True, generator=rng)
-
-
-@torch.no_grad()
-def generate(
-    generator, count: int, seed: int, labels: torch.Tensor | None = None, batch: int = 256
-) -> torch.Tensor:
-    """`count` uint8 images from latents drawn with `seed` (the same seed, the same images)."""
-    rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(count, generator.cfg.nz, generator=rng)
-    device = next(generator.parameters()).device
-    out = []
-    for i in range(0, count, batch):
-        y = labels[i : i + batch].to(device) if labels is not None else None
-        out.append(to_uint8(generator(z[i : i + batch].to(device), y)))
-    return torch.cat(out)
-
-
-def real_sets(
-    holdout: torch.Tensor, train: torch.Tensor, count: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Held-out crops and as many training crops (random, seeded), at most `count` each."""
-    rng = torch.Generator().manual_seed(seed)
-    if len(holdout) < MIN_REAL:
-        log.warning(
-            "only %d held-out crops: comparing against two halves of the training crops",
-            len(holdout),
-        )
-        train = train[torch.randperm(len(train), generator=rng)]
-        holdout, train = train[: len(train) // 2], train[len(train) // 2 :]
-    n = min(count, len(holdout), len(train))
-    pick = torch.randperm(len(holdout), generator=rng)[:n]
-    return holdout[pick], train[torch.randperm(len(train), generator=rng)[:n]]
 
 
 def swd_metrics(

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import EvalSettings
-from pipeline.gan.train import select_device
+from pipeline.gan.devices import select_device
 from pipeline.io import atomic_path
 from pipeline.metrics import features
 from pipeline.metrics.weights import check_weights, find_weights, missing_weights_message

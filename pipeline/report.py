@@ -1,168 +1,174 @@
-"""Pictures a user looks at: sample grids and training curves."""
+"""Self-contained HTML pages: one report per experiment, and an index comparing experiments.
+
+Pictures are embedded (base64), so a report is one file that opens anywhere, offline, and can be
+mailed or attached to a ticket.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-from torchvision.utils import make_grid
+import pandas as pd
+import yaml
 
 from pipeline.io import atomic_path
 
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1.5em 0; } figcaption { color: #555; font-size: 0.9em; max-width: 900px; }
+img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
+.warn { background: #fff3cd; padding: 0.6em 1em; border-left: 4px solid #e0a800; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
+figure.broken::after { content: "This picture could not be shown."; color: #b00; }
+"""
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] (n, 3, h, w) -> uint8 in [0, 255]."""
-    return images.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+# The report's pictures in order: (key, title, caption).
+FIGURES = [
+    ("samples", "Samples", "EMA generator, fixed latents (conditional: one class per row)."),
+    ("interpolation", "Latent interpolation", "Each row walks between two random latents."),
+    ("progress", "Training progress", "Fixed-latent samples through training."),
+    ("losses", "Losses and discriminator", "D and G losses, D's mean output, D's accuracy."),
+    ("curve", "Metric during training", "SWD to held-out crops at each measurement."),
+    ("nearest", "Nearest training crops", "The samples closest to a training crop, beside it."),
+    ("distances", "Copy check", "Distance to the nearest training crop, generated vs held-out."),
+]
+
+# Columns of the comparison table: (metrics.json key, header). Lower is better except P/R.
+COLUMNS = [
+    ("step", "steps"),
+    ("swd", "SWD"),
+    ("swd_real_floor", "SWD floor"),
+    ("fid", "FID"),
+    ("fid_real_floor", "FID floor"),
+    ("kid", "KID"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("copy_fraction", "copy fraction"),
+    ("features", "features"),
+]
 
 
-def save_grid(images: torch.Tensor, path: Path | str, nrow: int, min_tile: int = 96) -> None:
-    """A grid of uint8 images (n, 3, h, w), tiles enlarged (nearest) to at least `min_tile` px."""
-    factor = max(1, -(-min_tile // images.shape[-1]))
-    if factor > 1:
-        images = images.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
-    grid = make_grid(images, nrow=nrow, padding=2 * factor, pad_value=255)
-    with atomic_path(path) as tmp:
-        Image.fromarray(grid.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
+def _data_uri(path: Path) -> str:
+    kind = {".png": "image/png", ".gif": "image/gif"}[path.suffix.lower()]
+    return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def contact_sheet(
-    images: list[Path],
-    labels: list[str],
-    path: Path | str,
-    title: str,
-    columns: int = 8,
-    tile: int = 96,
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def summary_row(metrics: dict) -> dict:
+    row = {key: metrics.get(key) for key, _ in COLUMNS}
+    row["copy_fraction"] = (metrics.get("memorisation") or {}).get("copy_fraction")
+    return row
+
+
+def _table(rows: dict[str, dict], link: bool = False) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in COLUMNS)
+    body = []
+    for name, row in rows.items():
+        label = f'<a href="{name}/report.html">{name}</a>' if link else html.escape(name)
+        cells = "".join(f"<td>{_cell(row.get(k))}</td>" for k, _ in COLUMNS)
+        body.append(f"<tr><td>{label}</td>{cells}</tr>")
+    return f"<table><tr><th>experiment</th>{head}</tr>{''.join(body)}</table>"
+
+
+def _warnings(metrics: dict) -> list[str]:
+    out = []
+    if metrics.get("fid_note"):
+        out.append(metrics["fid_note"])
+    memo = metrics.get("memorisation") or {}
+    if memo.get("copies_training_data"):
+        out.append(
+            f"The generator may copy training crops: {memo['copy_fraction']:.0%} of samples are "
+            "nearer to a training crop than nearly all held-out crops are (see the copy check)."
+        )
+    if metrics.get("standard_weights") is False:
+        out.append("FID/KID use non-standard Inception weights: not comparable with papers.")
+    return out
+
+
+def experiment_report(
+    name: str, metrics_path: Path, figures: dict[str, Path], settings: dict, out: Path
 ) -> None:
-    """A labelled grid of image files (e.g. rejected crops), each tile `tile` px with its label."""
-    from PIL import ImageDraw
-
-    rows = max(1, -(-len(images) // columns))
-    header, caption = 28, 14
-    sheet = Image.new(
-        "RGB", (columns * (tile + 4) + 4, header + rows * (tile + caption + 4) + 4), "white"
+    metrics = json.loads(Path(metrics_path).read_text())
+    parts = [f"<h1>{html.escape(name)}</h1>", _table({name: summary_row(metrics)})]
+    parts += [f'<p class="warn">{html.escape(w)}</p>' for w in _warnings(metrics)]
+    for key, title, caption in FIGURES:
+        path = figures.get(key)
+        if path is None or not Path(path).exists():
+            continue
+        parts.append(
+            f'<figure id="{key}"><h2>{title}</h2><img alt="{key}" src="{_data_uri(Path(path))}" '
+            "onerror=\"this.closest('figure').classList.add('broken')\">"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    parts.append("<h2>Metrics</h2><pre>" + html.escape(json.dumps(metrics, indent=1)) + "</pre>")
+    parts.append(
+        "<h2>Settings</h2><pre>" + html.escape(yaml.safe_dump(settings, sort_keys=False)) + "</pre>"
     )
-    draw = ImageDraw.Draw(sheet)
-    draw.text((6, 8), title, fill=(0, 0, 0))
-    for i, (image_path, label) in enumerate(zip(images, labels, strict=True)):
-        x = 4 + (i % columns) * (tile + 4)
-        y = header + (i // columns) * (tile + caption + 4)
-        with Image.open(image_path) as image:
-            sheet.paste(image.convert("RGB").resize((tile, tile), Image.NEAREST), (x, y))
-        draw.text((x, y + tile + 1), label[: tile // 6], fill=(80, 0, 0))
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
+    _write_page(f"{name}: GAN report", parts, out)
 
 
-def read_stats(path: Path | str) -> list[dict]:
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: Path | str) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    pyplot().close(fig)
-
-
-def plot_losses(stats: list[dict], path: Path | str, title: str = "") -> None:
-    """Loss curves of D and G, D's mean output, and how often D is right, on real and fake."""
-    plt = pyplot()
-    steps = np.array([s["step"] for s in stats])
-    fig, (top, bottom, accuracy) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-    for key, label in (("loss_d", "D loss"), ("loss_g", "G loss")):
-        top.plot(steps, [s[key] for s in stats], label=label)
-    top.set_ylabel("loss")
-    top.legend()
-    top.set_title(title)
-    for key, label in (("d_real", "D(x) real"), ("d_fake", "D(G(z)) fake")):
-        bottom.plot(steps, [s[key] for s in stats], label=label)
-    bottom.set_ylim(0, 1)
-    bottom.set_ylabel("mean D output")
-    bottom.legend()
-    for key, label in (("acc_real", "D right on real"), ("acc_fake", "D right on fake")):
-        if stats and key in stats[0]:
-            accuracy.plot(steps, [s[key] for s in stats], label=label)
-    accuracy.axhline(0.99, color="grey", linestyle=":", linewidth=1)
-    accuracy.set_ylim(0, 1.02)
-    accuracy.set_xlabel("step")
-    accuracy.set_ylabel("D accuracy")
-    accuracy.legend()
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def plot_metric_curve(evals: list[dict], path: Path | str, title: str = "") -> None:
-    """SWD of generated against held-out crops over training steps (lower is better)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    if evals:
-        ax.plot([e["step"] for e in evals], [e["swd"] for e in evals], marker="o")
-    else:
-        ax.text(0.5, 0.5, "no measurement during training (train.eval_every: 0)", ha="center")
-    ax.set_xlabel("step")
-    ax.set_ylabel("SWD x1e3 (lower is better)")
-    ax.set_title(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def plot_distances(
-    generated, held_out, threshold: float | None, path: Path | str, title: str = ""
+def sweep_report(
+    name: str, table_csv: Path, plot_png: Path, samples_png: Path, winner: str, out: Path
 ) -> None:
-    """Histograms of distances to the nearest training crop: generated vs held-out real crops."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    bins = np.histogram_bin_edges(np.concatenate([generated, held_out]), bins=40)
-    if len(held_out):
-        ax.hist(held_out, bins=bins, alpha=0.6, density=True, label="held-out real crops")
-    ax.hist(generated, bins=bins, alpha=0.6, density=True, label="generated")
-    if threshold is not None:
-        ax.axvline(threshold, color="red", linestyle="--", linewidth=1, label="copy threshold")
-    ax.set_xlabel("distance to the nearest training crop (feature space)")
-    ax.set_ylabel("density")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def pairs_sheet(
-    left: torch.Tensor,
-    right: torch.Tensor,
-    captions: list[str],
-    path: Path | str,
-    title: str,
-    columns: int = 4,
-    tile: int = 96,
-) -> None:
-    """Pairs of uint8 images side by side (e.g. a sample and its nearest training crop)."""
-    from PIL import ImageDraw
-
-    rows = max(1, -(-len(left) // columns))
-    pair_w, header, caption = 2 * tile + 2, 28, 14
-    sheet = Image.new(
-        "RGB", (columns * (pair_w + 10) + 6, header + rows * (tile + caption + 8)), "white"
+    """A sweep's page: the runs ranked, the comparison plot, the best run's samples, and a link
+    to every run's own report."""
+    table = pd.read_csv(table_csv, index_col="run")
+    rows = "".join(
+        f'<tr><td><a href="runs/{html.escape(run)}/report.html">{html.escape(run)}</a></td>'
+        + "".join(f"<td>{_cell(v if pd.notna(v) else None)}</td>" for v in row)
+        + "</tr>"
+        for run, row in table.iterrows()
     )
-    draw = ImageDraw.Draw(sheet)
-    draw.text((6, 8), title, fill=(0, 0, 0))
-    for i, (a, b, text) in enumerate(zip(left, right, captions, strict=True)):
-        x = 6 + (i % columns) * (pair_w + 10)
-        y = header + (i // columns) * (tile + caption + 8)
-        for offset, image in ((0, a), (tile + 2, b)):
-            pixels = Image.fromarray(image.permute(1, 2, 0).numpy())
-            sheet.paste(pixels.resize((tile, tile), Image.NEAREST), (x + offset, y))
-        draw.text((x, y + tile + 1), text, fill=(80, 0, 0))
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    parts = [
+        f"<h1>{html.escape(name)}: sweep of {len(table)} runs</h1>",
+        f"<p>Best run: <b>{html.escape(winner)}</b>; its samples are below and its metrics are "
+        "the experiment's metrics.json.</p>",
+        f"<table><tr><th>run</th>{head}</tr>{rows}</table>",
+        f'<figure id="comparison"><img alt="comparison" src="{_data_uri(plot_png)}"></figure>',
+        f'<figure id="samples"><h2>Samples of {html.escape(winner)}</h2>'
+        f'<img alt="samples" src="{_data_uri(samples_png)}"></figure>',
+    ]
+    _write_page(f"{name}: sweep", parts, out)
+
+
+def experiments_index(metrics_paths: list[Path], out_html: Path, out_csv: Path) -> pd.DataFrame:
+    """The comparison of every experiment with metrics: a CSV and a page linking each report."""
+    rows = {
+        Path(p).parent.name: summary_row(json.loads(Path(p).read_text()))
+        for p in sorted(metrics_paths)
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=[k for k, _ in COLUMNS])
+    table.index.name = "experiment"
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp)
+    parts = [
+        "<h1>Experiments</h1>",
+        "<p>Lower is better for SWD, FID, KID and the copy fraction; higher for precision and "
+        "recall. A floor is what real held-out crops score.</p>",
+        _table(rows, link=True),
+    ]
+    _write_page("Experiments", parts, out_html)
+    return table
+
+
+def _write_page(title: str, parts: list[str], out: Path) -> None:
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+    with atomic_path(out, suffix=".html") as tmp:
+        tmp.write_text(page)

@@ -73,7 +73,7 @@ def summary(decisions: pd.DataFrame, rejects: pd.DataFrame, excluded: set[str]) 
     return table.sort_index()
 
 
-def shards_stage(
+def make_shards(
     decisions_table: Path,
     rejects_table: Path,
     exclusions: Path | None,
@@ -107,6 +107,27 @@ def shards_stage(
     )
 
 
+def _write_shard(chunk: pd.DataFrame, crops_root: Path, path: Path, image_size: int) -> dict:
+    """One .npy shard of the chunk's crops, in order; its count and SHA-256."""
+    pixels = np.stack(
+        [
+            _load_crop(crops_root / p, image_size)
+            for p in progress(chunk["path"], desc=path.name, unit="img")
+        ]
+    )
+    np.save(path, pixels, allow_pickle=False)
+    return {"count": len(chunk), "sha256": file_digest(path, "sha256")}
+
+
+def _index_rows(chunk: pd.DataFrame, split: str, shard: str) -> list[dict]:
+    """Where each crop of the chunk lies: its shard and offset, with its source and category."""
+    columns = zip(chunk["crop_id"], chunk["source"], chunk["category"], strict=True)
+    return [
+        {"crop_id": c, "split": split, "shard": shard, "offset": i, "source": s, "category": k}
+        for i, (c, s, k) in enumerate(columns)
+    ]
+
+
 def write_shards(
     crops: pd.DataFrame,
     crops_root: Path,
@@ -128,27 +149,8 @@ def write_shards(
             for start in range(0, len(part), settings.shard_size):
                 chunk = part.iloc[start : start + settings.shard_size]
                 name = f"{split}-{start // settings.shard_size:05d}.npy"
-                pixels = np.stack(
-                    [
-                        _load_crop(crops_root / p, image_size)
-                        for p in progress(chunk["path"], desc=name, unit="img")
-                    ]
-                )
-                np.save(tmp / name, pixels, allow_pickle=False)
-                files[name] = {"count": len(chunk), "sha256": file_digest(tmp / name, "sha256")}
-                rows += [
-                    {
-                        "crop_id": c,
-                        "split": split,
-                        "shard": name,
-                        "offset": i,
-                        "source": s,
-                        "category": k,
-                    }
-                    for i, (c, s, k) in enumerate(
-                        zip(chunk["crop_id"], chunk["source"], chunk["category"], strict=True)
-                    )
-                ]
+                files[name] = _write_shard(chunk, crops_root, tmp / name, image_size)
+                rows += _index_rows(chunk, split, name)
         write_parquet(
             pd.DataFrame(
                 rows, columns=["crop_id", "split", "shard", "offset", "source", "category"]

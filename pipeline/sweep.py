@@ -21,12 +21,11 @@ import pandas as pd
 
 from pipeline.config import TrainSettings, from_dict
 from pipeline.io import atomic_path, write_json
-from pipeline.report import pyplot, read_stats, save_figure
+from pipeline.plots import pyplot, read_stats, save_figure
 
 log = logging.getLogger(__name__)
 
 METRICS = ("swd", "fid", "kid")  # lower is better for each
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def _format(value) -> str:

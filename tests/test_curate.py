@@ -136,7 +136,7 @@ def test_app_shows_the_dataset_in_a_browser(demo_copy, chromium):
 def test_without_fiftyone_curation_says_how_to_install_it(tmp_path):
     code = (
         "import sys; sys.modules['fiftyone'] = None\n"
-        "from pipeline import runner  # every stage imports without FiftyOne\n"
+        "from pipeline.adapters import data, dataset, model, sources  # all import without FiftyOne\n"
         "from pipeline.curate import fiftyone\n"
         "try:\n    fiftyone()\nexcept RuntimeError as err:\n    print(err)\n"
     )

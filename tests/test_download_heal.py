@@ -175,7 +175,7 @@ def test_present_whole_image_is_not_decoded(http_server, tmp_path, monkeypatch, 
     def no_decoding(path):
         raise AssertionError(f"decoded {path}")
 
-    monkeypatch.setattr(download, "_decode_error", no_decoding)
+    monkeypatch.setattr(download.images, "decode_error", no_decoding)
     dest = tmp_path / "out/a.jpg"
     dest.parent.mkdir()
     dest.write_bytes(data)

@@ -18,9 +18,8 @@ from pipeline.filters import (
     decide,
     duplicates,
     hamming,
-    phash,
-    scores,
 )
+from pipeline.image_scores import phash, scores
 from tests.fixtures import box as fixture_box
 
 SETTINGS = FilterSettings(min_sharpness=2000.0, reject_flags=("group", "depiction", "truncated"))

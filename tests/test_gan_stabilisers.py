@@ -14,7 +14,8 @@ from pipeline.gan.augment import cutout, diff_augment, translation
 from pipeline.gan.ema import EMA
 from pipeline.gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
 from pipeline.gan.models import Discriminator, ModelConfig
-from pipeline.gan.train import DiscriminatorAlarm, train
+from pipeline.gan.monitor import DiscriminatorAlarm
+from pipeline.gan.train import train
 from tests.test_gan import TINY, make_shards
 
 
@@ -197,7 +198,7 @@ def test_experience_replay_feeds_old_fakes_and_survives_resume(tmp_path):
 def test_diversity_alarm_and_progress_strip(tmp_path, caplog):
     from PIL import Image
 
-    from pipeline.gan.train import check_diversity
+    from pipeline.gan.monitor import check_diversity
 
     real = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     collapsed = real[:1].repeat(64, 1, 1, 1)

@@ -198,7 +198,7 @@ def test_condition_without_an_index_names_the_file(tmp_path):
 
 
 def test_training_data_stays_on_the_host_when_it_would_not_fit_the_gpu():
-    from pipeline.gan.train import fits_on_device
+    from pipeline.gan.devices import fits_on_device
 
     assert fits_on_device(3 * 10**9, free=8 * 10**9)  # 3 GB of crops on an 8 GB-free GPU
     assert not fits_on_device(5 * 10**9, free=8 * 10**9)  # over half: kept pinned on the host

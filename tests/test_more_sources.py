@@ -379,7 +379,7 @@ def test_celeba_from_local_files_and_md5_check(http_server, tmp_path):
             "url_template": "https://drive.google.com/uc?id={drive_id}",
         }
     )
-    assert len(celeba.celeba_boxes(local, FAST, tmp_path / "c2", tmp_path / "c2/images")) == 2
+    assert len(celeba.celeba_boxes(local, FAST, tmp_path / "have", tmp_path / "c2/images")) == 2
     assert len(http_server.log) == before  # nothing fetched
     with pytest.raises(RuntimeError, match="md5 mismatch"):
         celeba.fetch_files(serve_celeba(http_server, md5_wrong=True), FAST, tmp_path / "bad")

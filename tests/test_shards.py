@@ -18,9 +18,9 @@ from pipeline.shards import (
     BatchSampler,
     holdout_mask,
     load_split,
+    make_shards,
     read_exclusions,
     read_manifest,
-    shards_stage,
     write_shards,
 )
 
@@ -256,7 +256,7 @@ def test_shards_stage_packs_accepted_crops_less_exclusions(tmp_path):
     )
     rejects.to_parquet(tmp_path / "rejects.parquet")
     (tmp_path / "exclusions.txt").write_text("src_005\nsrc_006 # ugly\nnot_a_crop\n")
-    manifest = shards_stage(
+    manifest = make_shards(
         tmp_path / "decisions.parquet",
         tmp_path / "rejects.parquet",
         tmp_path / "exclusions.txt",

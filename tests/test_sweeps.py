@@ -16,7 +16,8 @@ import torch
 import yaml
 
 from pipeline.gan import devices
-from pipeline.gan.train import QualityProbe, train
+from pipeline.gan.monitor import QualityProbe
+from pipeline.gan.train import train
 from pipeline.sweep import points, ranking, run_name, run_train_settings
 from tests.conftest import REPO, TINY_DEMO, dry_run, snakemake, write_config
 from tests.test_gan import TINY, make_shards

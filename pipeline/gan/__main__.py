@@ -4,6 +4,7 @@
         --settings train.json --image-size 32 --seed 0
 
 `--settings` is a JSON or YAML file of the experiment's `train:` block (defaults as in the schema).
+The arguments make a `TrainJob`, trained by `pipeline.gan.train.train_job` as the train rule's is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import TrainSettings, from_dict
-from pipeline.gan.train import train
+from pipeline.gan.job import TrainJob
+from pipeline.gan.train import train_job
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, help="final model file (default OUT/model.pt)")
     parser.add_argument("--stats", type=Path, help="training log (default OUT/stats.jsonl)")
     parser.add_argument("--evals", type=Path, help="SWD during training (default OUT/evals.jsonl)")
+    parser.add_argument("--best", type=Path, help="model of the lowest SWD (default beside model)")
     parser.add_argument("--work-dir", type=Path, help="checkpoints (default OUT/checkpoints)")
     parser.add_argument("--settings", type=Path, help="JSON or YAML of train settings")
     parser.add_argument("--image-size", type=int, required=True)
@@ -43,21 +46,26 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
         format=f"%(asctime)s rank {os.environ.get('RANK', '0')} %(levelname)s %(name)s: %(message)s",
     )
+    train_job(job_from(args))
+
+
+def job_from(args: argparse.Namespace) -> TrainJob:
+    """The job the parsed arguments describe."""
     values = {}
     if args.settings:
         text = args.settings.read_text()
         values = json.loads(text) if args.settings.suffix == ".json" else yaml.safe_load(text)
-    settings = from_dict(TrainSettings, values)
-    train(
-        args.shards,
-        args.model or args.out / "model.pt",
-        args.stats or args.out / "stats.jsonl",
-        args.work_dir or args.out / "checkpoints",
-        settings,
-        args.image_size,
-        args.seed,
-        args.threads,
+    return TrainJob(
+        shards_dir=args.shards,
+        model_path=args.model or args.out / "model.pt",
+        stats_path=args.stats or args.out / "stats.jsonl",
+        work_dir=args.work_dir or args.out / "checkpoints",
+        settings=from_dict(TrainSettings, values),
+        image_size=args.image_size,
+        seed=args.seed,
+        threads=args.threads,
         evals_path=args.evals or (args.out / "evals.jsonl" if args.out else None),
+        best_path=args.best,
     )
 
 

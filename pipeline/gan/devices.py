@@ -1,5 +1,9 @@
-"""Give each training job its own GPUs when Snakemake runs several on one machine.
+"""Devices: which one a stage runs on, where the training crops live, and which GPUs a job owns.
 
+`select_device` turns a `device` setting into a torch device; `place_data` puts the training
+crops on the GPU when they fit. This module imports no pipeline stage.
+
+Each training job gets its own GPUs when Snakemake runs several on one machine:
 `snakemake --resources gpu=2` lets two jobs that each declare `gpu=1` run at once but does not
 say which GPU is whose. Unless the scheduler already decided (SLURM and Kubernetes set
 `CUDA_VISIBLE_DEVICES`), a job claims free GPUs with an exclusive lock file per GPU and sets
@@ -18,9 +22,40 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 log = logging.getLogger(__name__)
 
 LOCK_DIR = Path(tempfile.gettempdir()) / "gan-crops-gpu-locks"
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def place_data(images: torch.Tensor, device: torch.device, share: float = 0.5) -> torch.Tensor:
+    """The training crops on the GPU when they take at most `share` of its free memory (batches
+    are then gathered on the device: no host work per step), else in pinned host memory."""
+    if device.type != "cuda":
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    if fits_on_device(images.nbytes, free, share):
+        return images.to(device)
+    log.warning(
+        "the %.1f GB of training crops do not fit in half of the GPU's %.1f GB free: they stay "
+        "in host memory and each batch is copied over",
+        images.nbytes / 1e9,
+        free / 1e9,
+    )
+    return images.pin_memory()
+
+
+def fits_on_device(nbytes: int, free: int, share: float = 0.5) -> bool:
+    return nbytes <= share * free
 
 
 def gpu_count() -> int:

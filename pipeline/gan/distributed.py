@@ -1,22 +1,23 @@
 """Multi-process training with `torchrun` (DDP): one process per GPU, or gloo on CPU.
 
-Run as `torchrun --nproc_per_node=N -m pipeline.gan ...`; a single process needs nothing of this.
+Run as `torchrun --nproc_per_node=N -m pipeline.gan ...` (or let `launch` start it for a job with
+`gpus` > 1); a single process needs nothing of this.
 Each rank draws its own batches and latents; gradients are averaged by DDP, so the weights stay
 identical on every rank (checked at the end of training).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
+
+from pipeline.gan.job import TrainJob
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +84,12 @@ def teardown() -> None:
 SINGLE = Ranks()  # one process
 
 
-def launch(
-    settings,
-    shards: Path,
-    model: Path,
-    stats: Path,
-    evals: Path,
-    work_dir: Path,
-    image_size: int,
-    seed: int,
-    threads: int,
-) -> None:
-    """Run `python -m pipeline.gan` under torchrun, one process per GPU (`settings.gpus`), and
-    copy its output into this process's log. On a machine without CUDA the processes use gloo
+def launch(job: TrainJob) -> None:
+    """Run `job` under torchrun, one process per GPU (`settings.gpus`), each of which runs
+    `python -m pipeline.gan` with the job's arguments (its threads shared out among them), and
+    copy their output into this process's log. On a machine without CUDA the processes use gloo
     on the CPU. Raises when torchrun fails."""
+    settings = job.settings
     n = settings.gpus
     cuda = torch.cuda.is_available() and settings.device != "cpu"
     if cuda and torch.cuda.device_count() < n:
@@ -105,16 +98,12 @@ def launch(
         )
     if settings.device == "cuda" and not cuda:
         raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    settings_file = work_dir / "train_settings.json"
-    settings_file.write_text(json.dumps(asdict(settings), indent=1))
+    job.work_dir.mkdir(parents=True, exist_ok=True)
+    settings_file = job.write_settings(job.work_dir / "train_settings.json")
+    per_rank = replace(job, threads=max(1, job.threads // n))
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-        "-m", "pipeline.gan",
-        "--shards", str(shards), "--model", str(model), "--stats", str(stats), "--evals", str(evals),
-        "--work-dir", str(work_dir), "--settings", str(settings_file),
-        "--image-size", str(image_size), "--seed", str(seed),
-        "--threads", str(max(1, threads // n)),
+        "-m", "pipeline.gan", *per_rank.cli_args(settings_file),
     ]  # fmt: skip
     log.info("%d %s processes: %s", n, "GPU" if cuda else "CPU (gloo)", " ".join(command))
     with subprocess.Popen(

@@ -72,32 +72,43 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        # Shapes per image, with n = n_up (64 px: n = 4, so the first width is ngf * 8 as in
+        # pytorch/examples) and s = image_size. Batch norm and ReLU keep the shape.
         width = cfg.ngf * 2 ** (cfg.n_up - 1)
         self.embed = nn.Embedding(cfg.n_classes, cfg.nz) if cfg.n_classes else None
         z_dim = cfg.nz * (2 if cfg.n_classes else 1)
         layers: list[nn.Module] = [
+            # input is Z and, if conditional, the class embedding: (z_dim) x 1 x 1
             nn.ConvTranspose2d(z_dim, width, 4, 1, 0, bias=False),
+            # state size. (ngf * 2^(n-1)) x 4 x 4
             nn.BatchNorm2d(width),
             nn.ReLU(True),
         ]
-        for _ in range(cfg.n_up - 1):
+        for _ in range(cfg.n_up - 1):  # the k-th pass, k = 1 .. n-1
             layers += [
                 cfg.up(width, width // 2),
+                # state size. (ngf * 2^(n-1-k)) x (4 * 2^k) x (4 * 2^k)
                 nn.BatchNorm2d(width // 2),
                 nn.ReLU(True),
             ]
             width //= 2
-        layers += [cfg.up(width, cfg.channels), nn.Tanh()]
+        # state size. (ngf) x (s/2) x (s/2)
+        layers += [
+            cfg.up(width, cfg.channels),
+            # state size. (nc) x s x s
+            nn.Tanh(),
+            # output in [-1, 1]: (nc) x s x s
+        ]
         self.main = nn.Sequential(*layers)
         self.apply(init_weights)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        z = z.view(z.shape[0], self.cfg.nz)
+        z = z.view(z.shape[0], self.cfg.nz)  # (batch, nz), from (batch, nz) or (batch, nz, 1, 1)
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this generator is conditional: pass class labels")
-            z = torch.cat([z, self.embed(labels)], dim=1)
-        return self.main(z[:, :, None, None])
+            z = torch.cat([z, self.embed(labels)], dim=1)  # (batch, 2 * nz)
+        return self.main(z[:, :, None, None])  # (batch, z_dim, 1, 1) -> (batch, nc, s, s)
 
 
 class MinibatchStd(nn.Module):
@@ -131,34 +142,44 @@ class Discriminator(nn.Module):
         if cfg.d_norm not in ("batch", "spectral", "none"):
             raise ValueError(f"d_norm must be batch, spectral or none, got {cfg.d_norm!r}")
         sn = nn.utils.parametrizations.spectral_norm if cfg.d_norm == "spectral" else (lambda m: m)
+        # Shapes per image, with n = n_up and s = image_size (64 px: n = 4, ndf * 8 x 4 x 4 at
+        # the end, as in pytorch/examples). Batch norm and LeakyReLU keep the shape.
         width = cfg.ndf
         layers: list[nn.Module] = [
+            # input is (nc) x s x s
             sn(cfg.down(cfg.channels, width)),
+            # state size. (ndf) x (s/2) x (s/2)
             nn.LeakyReLU(0.2, inplace=True),
         ]
-        for _ in range(cfg.n_up - 1):
+        for _ in range(cfg.n_up - 1):  # the k-th pass, k = 1 .. n-1
             layers.append(sn(cfg.down(width, width * 2)))
+            # state size. (ndf * 2^k) x (s / 2^(k+1)) x (s / 2^(k+1))
             if cfg.d_norm == "batch":
                 layers.append(nn.BatchNorm2d(width * 2))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             width *= 2
+        # state size. (ndf * 2^(n-1)) x 4 x 4
         if cfg.minibatch_std:
             layers.append(MinibatchStd())
+            # state size. (ndf * 2^(n-1) + 1) x 4 x 4
             width += 1
         self.features = nn.Sequential(*layers)
         self.head = sn(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+        # state size. 1 x 1 x 1: one logit per image
         self.embed = sn(nn.Embedding(cfg.n_classes, width)) if cfg.n_classes else None
+        # class embedding: (width), the channels of the last feature map
         if cfg.d_norm != "spectral":
             self.apply(init_weights)
             if self.embed is not None:
                 nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x)
-        logit = self.head(h).flatten()
+        h = self.features(x)  # (batch, width, 4, 4)
+        logit = self.head(h).flatten()  # (batch, 1, 1, 1) -> (batch,)
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this discriminator is conditional: pass class labels")
+            # projection: <embed(y), phi(x)>, both (batch, width), phi summed over the 4 x 4 map
             logit = logit + (self.embed(labels) * h.sum(dim=(2, 3))).sum(dim=1)
         return logit
 

@@ -31,7 +31,22 @@ ARCHIVE = "img_align_celeba.zip"
 class CelebASettings:
     url_template: str = "https://drive.google.com/uc?export=download&id={drive_id}"
     local_dir: str | None = None
-    files: dict = field(default_factory=dict)
+    files: dict = field(
+        default_factory=lambda: {
+            "img_align_celeba.zip": {
+                "drive_id": "0B7EVK8r0v71pZjFTYXZWM3FlRnM",
+                "md5": "00d2c5bc6d35e252742224ab0c1e8fcb",
+            },
+            "list_attr_celeba.txt": {
+                "drive_id": "0B7EVK8r0v71pblRyaVFSWGxPY0U",
+                "md5": "75e246fa4810816ffd6ee81facbd244c",
+            },
+            "list_eval_partition.txt": {
+                "drive_id": "0B7EVK8r0v71pY0NSMzRuSXJEVkk",
+                "md5": "d32c9cbf5e040fd4025c592c306e6668",
+            },
+        }
+    )
     center_crop: int = 108
     attributes: dict = field(default_factory=dict)
     partitions: tuple[str, ...] = ("train", "valid", "test")
@@ -45,13 +60,14 @@ class CelebAFormatError(ValueError):
 def fetch_files(
     s: CelebASettings, download: DownloadSettings, folder: Path, mismatch: str = "refuse"
 ) -> dict[str, Path]:
-    """Each configured file: read from `local_dir` when set, else downloaded into `folder`.
+    """Each configured file in `folder`: read in place when `local_dir` is set (then `folder` is
+    it), else downloaded there.
 
     Local files are checked against their MD5 and never written, moved or deleted; a mismatch is
     reported and then used or refused as `mismatch` says."""
     if s.local_dir:
         return {
-            name: local_file(Path(s.local_dir) / name, info.get("md5"), mismatch, "CelebA")
+            name: local_file(folder / name, info.get("md5"), mismatch, "CelebA")
             for name, info in s.files.items()
         }
     paths = {}

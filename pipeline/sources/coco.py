@@ -30,7 +30,9 @@ DEFAULT_BAD_RECORDS = BadRecordSettings()
 @dataclass(frozen=True)
 class CocoSettings:
     annotations_url: str = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
-    annotations_sha256: str | None = None
+    annotations_sha256: str | None = (
+        "113a836d90195ee1f884e704da6304dfaaecff1f023f49b6ca93c4aaae470268"
+    )
     image_base_url: str = "http://images.cocodataset.org"
     splits: tuple[str, ...] = ("train2017", "val2017")
     local_dir: str | None = None

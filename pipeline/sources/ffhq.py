@@ -47,10 +47,9 @@ class FFHQFormatError(ValueError):
 def fetch_metadata(
     s: FFHQSettings, download: DownloadSettings, folder: Path, mismatch: str = "refuse"
 ) -> Path:
-    """The metadata JSON: from local_dir (checked, never replaced) or downloaded into `folder`."""
+    """The metadata JSON in `folder`: local_dir's (checked, never replaced) or downloaded there."""
     if s.local_dir:
-        path = Path(s.local_dir) / METADATA
-        return local_file(path, s.metadata_md5, mismatch, "FFHQ metadata")
+        return local_file(folder / METADATA, s.metadata_md5, mismatch, "FFHQ metadata")
     dest = folder / METADATA
     result = fetch(
         DownloadJob(s.metadata_url, dest, md5=s.metadata_md5),
@@ -135,8 +134,7 @@ def ffhq_boxes(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One whole-image face box per usable image, and the images refused (local_dir only)."""
     metadata = fetch_metadata(s, download, folder, mismatch)
-    root = Path(s.local_dir) if s.local_dir else folder
-    entries = read_entries(metadata, s, root)
+    entries = read_entries(metadata, s, folder)
     rejects = RecordRejects("ffhq")
     if s.local_dir:
         ok = _local_images(entries, mismatch, rejects)

@@ -48,8 +48,20 @@ FLAGS = {
 class OpenImagesSettings:
     base_url: str = "https://storage.googleapis.com/openimages"
     classes_file: str = "v7/oidv7-class-descriptions-boxable.csv"
-    boxes_files: dict = field(default_factory=dict)
-    images_files: dict = field(default_factory=dict)
+    boxes_files: dict = field(
+        default_factory=lambda: {
+            "train": "v6/oidv6-train-annotations-bbox.csv",
+            "validation": "v5/validation-annotations-bbox.csv",
+            "test": "v5/test-annotations-bbox.csv",
+        }
+    )
+    images_files: dict = field(
+        default_factory=lambda: {
+            "train": "2018_04/train/train-images-boxable-with-rotation.csv",
+            "validation": "2018_04/validation/validation-images-with-rotation.csv",
+            "test": "2018_04/test/test-images-with-rotation.csv",
+        }
+    )
     splits: tuple[str, ...] = ("train", "validation", "test")
     image_base_url: str = "https://open-images-dataset.s3.amazonaws.com"
     local_dir: str | None = None

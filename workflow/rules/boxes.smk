@@ -18,7 +18,7 @@ rule boxes_merge:
     log:
         "logs/boxes_merge/{exp}.log",
     benchmark:
-        "benchmarks/boxes_merge/{exp}.tsv"
+        "logs/boxes_merge/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:

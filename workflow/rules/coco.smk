@@ -12,7 +12,7 @@ rule coco_annotations:
     log:
         "logs/coco_annotations.log",
     benchmark:
-        "benchmarks/coco_annotations.tsv"
+        "logs/coco_annotations.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -21,6 +21,7 @@ rule coco_annotations:
     params:
         settings=source_config("coco"),
         archive=f"{downloaded('coco')}/annotations_trainval2017.zip",
+        download=download_config,
     script:
         RUN_SCRIPT
 
@@ -37,7 +38,7 @@ rule coco_boxes:
     log:
         "logs/coco_boxes/{exp}.log",
     benchmark:
-        "benchmarks/coco_boxes/{exp}.tsv"
+        "logs/coco_boxes/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -50,5 +51,6 @@ rule coco_boxes:
         image_root=lambda wildcards, input: str(Path(input[0]).parent.parent),
         bad_records=config["bad_records"],
         failures=failures_list("coco_boxes"),
+        download=download_config,
     script:
         RUN_SCRIPT

@@ -11,7 +11,7 @@ rule coco_format_boxes:
     log:
         "logs/coco_format_boxes/{exp}.{dataset}.log",
     benchmark:
-        "benchmarks/coco_format_boxes/{exp}.{dataset}.tsv"
+        "logs/coco_format_boxes/{exp}.{dataset}.benchmark.tsv"
     conda:
         ENV
     resources:

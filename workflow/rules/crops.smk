@@ -12,7 +12,7 @@ rule crops_extract:
     log:
         "logs/crops_extract/{exp}.log",
     benchmark:
-        "benchmarks/crops_extract/{exp}.tsv"
+        "logs/crops_extract/{exp}.benchmark.tsv"
     conda:
         ENV
     threads: MAX_THREADS

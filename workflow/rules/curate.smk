@@ -15,7 +15,7 @@ rule curate_dataset:
     log:
         "logs/curate_dataset/{exp}.log",
     benchmark:
-        "benchmarks/curate_dataset/{exp}.tsv"
+        "logs/curate_dataset/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -23,6 +23,7 @@ rule curate_dataset:
     params:
         name=lambda wildcards: f"{config['curate']['dataset_prefix']}-{wildcards.exp}",
         tag=config["curate"]["tag"],
+        crops_root=crops_root,
     script:
         RUN_SCRIPT
 
@@ -35,7 +36,7 @@ rule curate_export:
     log:
         "logs/curate_export/{exp}.log",
     benchmark:
-        "benchmarks/curate_export/{exp}.tsv"
+        "logs/curate_export/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:

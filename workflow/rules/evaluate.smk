@@ -12,7 +12,7 @@ rule evaluate_reference:
     log:
         "logs/evaluate_reference/{exp}.log",
     benchmark:
-        "benchmarks/evaluate_reference/{exp}.tsv"
+        "logs/evaluate_reference/{exp}.benchmark.tsv"
     conda:
         ENV
     threads: MAX_THREADS
@@ -43,7 +43,7 @@ rule evaluate_run:
     log:
         "logs/evaluate_run/{exp}.log",
     benchmark:
-        "benchmarks/evaluate_run/{exp}.tsv"
+        "logs/evaluate_run/{exp}.benchmark.tsv"
     wildcard_constraints:
         exp=one_of(PLAIN),
     conda:
@@ -73,7 +73,7 @@ rule report_experiment:
     log:
         "logs/report_experiment/{exp}.log",
     benchmark:
-        "benchmarks/report_experiment/{exp}.tsv"
+        "logs/report_experiment/{exp}.benchmark.tsv"
     wildcard_constraints:
         exp=one_of(PLAIN),
     conda:
@@ -82,79 +82,6 @@ rule report_experiment:
         mem_mb=1000,
     params:
         settings=run_settings,
-    script:
-        RUN_SCRIPT
-
-
-use rule evaluate_run as evaluate_sweep_run with:
-    input:
-        model=evaluated_model,
-        stats=rules.train_run.output.stats,
-        evals=rules.train_run.output.evals,
-        shards=rules.shards_write.output.shards,
-        reference=rules.evaluate_reference.output.features,
-    output:
-        samples="results/{exp}/runs/{run}/samples.png",
-        metrics="results/{exp}/runs/{run}/metrics.json",
-        losses="results/{exp}/runs/{run}/losses.png",
-        interpolation="results/{exp}/runs/{run}/figures/interpolation.png",
-        nearest="results/{exp}/runs/{run}/figures/nearest.png",
-        distances="results/{exp}/runs/{run}/figures/distances.png",
-        curve="results/{exp}/runs/{run}/figures/metric_curve.png",
-    log:
-        "logs/evaluate_sweep_run/{exp}/{run}.log",
-    benchmark:
-        "benchmarks/evaluate_sweep_run/{exp}/{run}.tsv"
-    wildcard_constraints:
-        exp=one_of(SWEPT),
-
-
-use rule report_experiment as report_run with:
-    input:
-        metrics=rules.evaluate_sweep_run.output.metrics,
-        samples=rules.evaluate_sweep_run.output.samples,
-        interpolation=rules.evaluate_sweep_run.output.interpolation,
-        progress=rules.train_run.output.progress,
-        losses=rules.evaluate_sweep_run.output.losses,
-        curve=rules.evaluate_sweep_run.output.curve,
-        nearest=rules.evaluate_sweep_run.output.nearest,
-        distances=rules.evaluate_sweep_run.output.distances,
-    output:
-        report="results/{exp}/runs/{run}/report.html",
-    log:
-        "logs/report_run/{exp}/{run}.log",
-    benchmark:
-        "benchmarks/report_run/{exp}/{run}.tsv"
-    wildcard_constraints:
-        exp=one_of(SWEPT),
-
-
-# A sweep's runs ranked by its metric; the best run's samples and metrics become the experiment's.
-rule sweep_compare:
-    input:
-        metrics=sweep_files("metrics.json"),
-        samples=sweep_files("samples.png"),
-        evals=sweep_files("train/evals.jsonl"),
-        reports=sweep_files("report.html"),
-    output:
-        csv="results/{exp}/runs/comparison.csv",
-        png="results/{exp}/runs/comparison.png",
-        samples="results/{exp}/samples.png",
-        metrics="results/{exp}/metrics.json",
-        report="results/{exp}/report.html",
-    log:
-        "logs/sweep_compare/{exp}.log",
-    benchmark:
-        "benchmarks/sweep_compare/{exp}.tsv"
-    wildcard_constraints:
-        exp=one_of(SWEPT),
-    conda:
-        ENV
-    resources:
-        mem_mb=1000,
-    params:
-        runs=sweep_runs,
-        metric=sweep_metric,
     script:
         RUN_SCRIPT
 
@@ -168,7 +95,7 @@ rule report_index:
     log:
         "logs/report_index.log",
     benchmark:
-        "benchmarks/report_index.tsv"
+        "logs/report_index.benchmark.tsv"
     conda:
         ENV
     resources:

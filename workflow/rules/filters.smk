@@ -13,12 +13,13 @@ rule filters_apply:
     log:
         "logs/filters_apply/{exp}.log",
     benchmark:
-        "benchmarks/filters_apply/{exp}.tsv"
+        "logs/filters_apply/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:
         mem_mb=4000,
     params:
         filters=exp_setting("filters"),
+        crops_root=crops_root,
     script:
         RUN_SCRIPT

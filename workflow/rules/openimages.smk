@@ -9,7 +9,7 @@ rule openimages_metadata:
     log:
         "logs/openimages_metadata.log",
     benchmark:
-        "benchmarks/openimages_metadata.tsv"
+        "logs/openimages_metadata.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -17,6 +17,7 @@ rule openimages_metadata:
         downloads=1,
     params:
         settings=source_config("openimages"),
+        download=download_config,
     script:
         RUN_SCRIPT
 
@@ -30,7 +31,7 @@ rule openimages_boxes:
     log:
         "logs/openimages_boxes/{exp}.log",
     benchmark:
-        "benchmarks/openimages_boxes/{exp}.tsv"
+        "logs/openimages_boxes/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -41,5 +42,6 @@ rule openimages_boxes:
         categories=exp_setting("categories"),
         image_root=f"{source_root('openimages')}/images",
         failures=failures_list("openimages_boxes"),
+        download=download_config,
     script:
         RUN_SCRIPT

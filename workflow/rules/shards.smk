@@ -13,7 +13,7 @@ rule shards_write:
     log:
         "logs/shards_write/{exp}.log",
     benchmark:
-        "benchmarks/shards_write/{exp}.tsv"
+        "logs/shards_write/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -22,5 +22,6 @@ rule shards_write:
         shards=exp_setting("shards"),
         image_size=exp_setting("image_size"),
         seed=exp_setting("seed"),
+        crops_root=crops_root,
     script:
         RUN_SCRIPT

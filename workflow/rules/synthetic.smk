@@ -7,7 +7,7 @@ rule synthetic_dataset:
     log:
         "logs/synthetic_dataset.log",
     benchmark:
-        "benchmarks/synthetic_dataset.tsv"
+        "logs/synthetic_dataset.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -28,7 +28,7 @@ rule synthetic_boxes:
     log:
         "logs/synthetic_boxes/{exp}.log",
     benchmark:
-        "benchmarks/synthetic_boxes/{exp}.tsv"
+        "logs/synthetic_boxes/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:

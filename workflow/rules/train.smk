@@ -16,7 +16,7 @@ rule train_gan:
     log:
         "logs/train_gan/{exp}.log",
     benchmark:
-        "benchmarks/train_gan/{exp}.tsv"
+        "logs/train_gan/{exp}.benchmark.tsv"
     conda:
         ENV
     threads: MAX_THREADS
@@ -30,22 +30,3 @@ rule train_gan:
         work_dir="results/{exp}/train/checkpoints",
     script:
         RUN_SCRIPT
-
-
-# One run of a sweep: the same job on the experiment's shards, with the run's train settings.
-use rule train_gan as train_run with:
-    output:
-        model="results/{exp}/runs/{run}/train/model.pt",
-        stats="results/{exp}/runs/{run}/train/stats.jsonl",
-        evals="results/{exp}/runs/{run}/train/evals.jsonl",
-        progress="results/{exp}/runs/{run}/train/progress.gif",
-        best="results/{exp}/runs/{run}/train/best.pt",
-    log:
-        "logs/train_run/{exp}/{run}.log",
-    benchmark:
-        "benchmarks/train_run/{exp}/{run}.tsv"
-    params:
-        train=train_settings,
-        image_size=exp_setting("image_size"),
-        seed=exp_setting("seed"),
-        work_dir="results/{exp}/runs/{run}/train/checkpoints",

@@ -9,7 +9,7 @@ rule visual_genome_metadata:
     log:
         "logs/visual_genome_metadata.log",
     benchmark:
-        "benchmarks/visual_genome_metadata.tsv"
+        "logs/visual_genome_metadata.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -17,6 +17,7 @@ rule visual_genome_metadata:
         downloads=1,
     params:
         settings=source_config("visual_genome"),
+        download=download_config,
     script:
         RUN_SCRIPT
 
@@ -31,7 +32,7 @@ rule visual_genome_boxes:
     log:
         "logs/visual_genome_boxes/{exp}.log",
     benchmark:
-        "benchmarks/visual_genome_boxes/{exp}.tsv"
+        "logs/visual_genome_boxes/{exp}.benchmark.tsv"
     conda:
         ENV
     resources:
@@ -45,5 +46,6 @@ rule visual_genome_boxes:
         # VG's folder: image_data.json, objects.json, VG_100K/, VG_100K_2/
         image_root=lambda wildcards, input: str(Path(input.image_data).parent),
         failures=failures_list("visual_genome_boxes"),
+        download=download_config,
     script:
         RUN_SCRIPT

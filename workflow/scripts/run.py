@@ -1,4 +1,5 @@
-"""Adapter of every rule: hand the job to its stage function in pipeline/ (see pipeline/runner.py)."""
+"""Script of every rule: hand the job to pipeline/runner.py, which runs the rule's adapter
+(pipeline/adapters/) and so its stage function in pipeline/."""
 
 from pipeline.runner import run_rule
 

@@ -1,4 +1,4 @@
-"""Parallel, resumable, verified HTTP downloads, shared by every source.
+"""One resumable, verified HTTP download (`fetch`), with retries and per-host connection limits.
 
 A file appears under its final name only after it arrived whole and matched its checksum: bytes go
 to `{dest}.part`, an interrupted transfer resumes from there with an HTTP Range request, and the
@@ -18,29 +18,15 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pandas as pd
 import requests
-from PIL import Image
 
-from pipeline.io import atomic_path, file_digest
-from pipeline.progress import progress
-
-__all__ = [
-    "DownloadError",
-    "DownloadJob",
-    "DownloadResult",
-    "DownloadSettings",
-    "fetch",
-    "fetch_all",
-    "file_digest",
-    "hosts_of",
-]
+from pipeline.download.images import corrupt_path, decode_error, image_damage
+from pipeline.io import file_digest
 
 log = logging.getLogger(__name__)
 # Smaller than 1 MiB on purpose: when a connection drops, the bytes of the chunk being read are
@@ -49,12 +35,6 @@ CHUNK = 1 << 16
 MAX_WAIT = 30.0  # seconds: cap of the backoff, and the longest Retry-After honoured
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 OnBytes = Callable[[int], None]
-JPEG_SOI = b"\xff\xd8\xff"
-JPEG_EOI = b"\xff\xd9"
-JPEG_PADDING = b"\x00\t\n\r "  # bytes some writers leave after the EOI marker
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk with its CRC
-TAIL = 4096  # bytes read from the end of a present image for the structural check
 
 
 @dataclass(frozen=True)
@@ -64,7 +44,7 @@ class DownloadSettings:
     retries: int = 4  # attempts after the first
     backoff: float = 0.5  # seconds before retry k (from 0): backoff * 2**k, at most MAX_WAIT
     timeout: float = 30.0  # connect and read timeout per request (seconds)
-    max_failure_fraction: float = 0.0  # fetch_all raises DownloadError above this
+    max_failure_fraction: float = 0.02  # fetch_all raises DownloadError above this
     allowed_schemes: tuple[str, ...] = ("http", "https")
     allowed_hosts: tuple[str, ...] = ()  # empty: any host
 
@@ -152,72 +132,12 @@ def _verify(path: Path, job: DownloadJob) -> None:
                 raise _Failure(f"{algorithm} mismatch: expected {expected} got {got}", discard=True)
 
 
-def _corrupt_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".corrupt")
-
-
-def _decode_error(path: Path) -> str:
-    """Why `path` does not decode as an image ('' if it does).
-
-    JPEG is decoded at 1/8 scale (`draft`): libjpeg still reads all entropy-coded data, so a
-    truncated file fails, at a fraction of the cost of a full decode. Other formats: full load.
-    """
-    try:
-        with Image.open(path) as image:
-            if image.format == "JPEG":
-                image.draft(None, (max(image.width // 8, 1), max(image.height // 8, 1)))
-            image.load()
-    except FileNotFoundError:
-        raise
-    except Image.DecompressionBombError:
-        return ""  # refused by Pillow's size policy, not damaged: fetching it again cannot help
-    except Exception as err:  # whatever a decoder raises on bad bytes
-        return str(err) or type(err).__name__
-    return ""
-
-
-def _structure_error(path: Path) -> str:
-    """Why a present image looks damaged ('' if it looks whole), without decoding it: a JPEG
-    must end with its EOI marker (padding may follow), a PNG with its IEND chunk; any other
-    format gets Pillow's `verify()`."""
-    with open(path, "rb") as handle:
-        head = handle.read(len(PNG_SIGNATURE))
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(size - TAIL, 0))
-        tail = handle.read()
-    if head.startswith(JPEG_SOI):
-        ok = tail.rstrip(JPEG_PADDING).endswith(JPEG_EOI)
-        return "" if ok else "JPEG does not end with its EOI marker (truncated?)"
-    if head.startswith(PNG_SIGNATURE):
-        ok = tail.endswith(PNG_IEND)
-        return "" if ok else "PNG does not end with its IEND chunk (truncated?)"
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Image.DecompressionBombError:
-        return ""
-    except Exception as err:
-        return f"not a readable image: {str(err) or type(err).__name__}"
-    return ""
-
-
-def _image_damage(path: Path) -> str:
-    """Why the image at `path` is damaged ('' if it is fine). Only a file that fails the cheap
-    structural check is decoded: one that decodes anyway (data after a JPEG's EOI, a PNG
-    without IEND) was accepted when it arrived, and must not be fetched again on every run."""
-    problem = _structure_error(path)
-    if problem and not _decode_error(path):
-        log.debug("%s: %s, but it decodes: kept", path, problem)
-        return ""
-    return problem
-
-
 def _check_decodes(part: Path, dest: Path) -> None:
     """Raise _Failure (retryable) if the transferred image does not decode; its bytes are moved
     to `{dest}.corrupt` (replacing an older one) for inspection."""
-    error = _decode_error(part)
+    error = decode_error(part)
     if error:
-        corrupt = _corrupt_path(dest)
+        corrupt = corrupt_path(dest)
         os.replace(part, corrupt)
         log.warning("%s: not a decodable image (%s); bytes moved to %s", dest, error, corrupt)
         raise _Failure(f"not a decodable image: {error}", discard=True)
@@ -308,9 +228,9 @@ def _present(dest: Path, job: DownloadJob) -> bool:
         dest.unlink()
         return False
     if job.image:
-        damage = _image_damage(dest)
+        damage = image_damage(dest)
         if damage:
-            corrupt = _corrupt_path(dest)
+            corrupt = corrupt_path(dest)
             os.replace(dest, corrupt)
             log.warning("%s: %s; moved to %s, fetching it again", dest, damage, corrupt)
             return False
@@ -374,120 +294,3 @@ def fetch(
     finally:
         if own:
             session.close()
-
-
-def _write_failures(results: Sequence[DownloadResult], path: Path) -> None:
-    """TSV of the failed results (url, dest, status, reason), header only if none failed."""
-    with atomic_path(path) as tmp, open(tmp, "w") as handle:
-        handle.write("url\tdest\tstatus\treason\n")
-        for r in results:
-            if not r.ok:
-                reason = " ".join(r.reason.split())
-                handle.write(f"{r.job.url}\t{r.job.dest}\t{r.status or ''}\t{reason}\n")
-
-
-def _unique(jobs: Sequence[DownloadJob]) -> dict[Path, DownloadJob]:
-    """One job per destination (two threads must never write the same .part)."""
-    by_dest: dict[Path, DownloadJob] = {}
-    for job in jobs:
-        first = by_dest.setdefault(Path(job.dest), job)
-        if first.url != job.url:
-            raise ValueError(f"two URLs for one file {job.dest}: {first.url} and {job.url}")
-    return by_dest
-
-
-def _fetch_parallel(
-    jobs: Sequence[DownloadJob], s: DownloadSettings, desc: str
-) -> tuple[list[DownloadResult], int]:
-    """Fetch `jobs` on `s.workers` threads (one Session each); returns (results, bytes)."""
-    local = threading.local()
-    lock, totals = threading.Lock(), {"bytes": 0, "failed": 0}
-
-    def count_bytes(n: int) -> None:
-        with lock:
-            totals["bytes"] += n
-
-    with progress(total=len(jobs), desc=desc, unit="file") as bar:
-
-        def one(job: DownloadJob) -> DownloadResult:
-            if not hasattr(local, "session"):
-                local.session = requests.Session()
-            result = fetch(job, s, local.session, count_bytes)
-            with lock:
-                totals["failed"] += not result.ok
-                mb = f"{totals['bytes'] / 1e6:.1f}"
-                bar.set_postfix(MB=mb, failed=totals["failed"], refresh=False)
-                bar.update(1)
-            return result
-
-        with ThreadPoolExecutor(max(1, s.workers), thread_name_prefix=desc) as pool:
-            results = list(pool.map(one, jobs))
-    return results, totals["bytes"]
-
-
-def fetch_all(
-    jobs: Sequence[DownloadJob],
-    settings: DownloadSettings,
-    failures_path: Path | None = None,
-    desc: str = "download",
-) -> list[DownloadResult]:
-    """Fetch many files in parallel, one result per job in order.
-
-    Failures go to `failures_path` (TSV); raises DownloadError if the failed fraction of jobs is
-    above `settings.max_failure_fraction`.
-    """
-    if not jobs:
-        if failures_path:
-            _write_failures([], failures_path)
-        return []
-    started = time.perf_counter()
-    unique = _unique(jobs)
-    fetched, nbytes = _fetch_parallel(list(unique.values()), settings, desc)
-    by_dest = {Path(r.job.dest): r for r in fetched}
-    results = [replace(by_dest[Path(j.dest)], job=j) for j in jobs]
-    failed = [r for r in results if not r.ok]
-    skipped = sum(r.skipped for r in results)
-    log.info(
-        "%s: %d fetched, %d already present, %d failed, %.1f MB in %.1f s",
-        desc,
-        len(results) - len(failed) - skipped,
-        skipped,
-        len(failed),
-        nbytes / 1e6,
-        time.perf_counter() - started,
-    )
-    if failures_path:
-        _write_failures(results, failures_path)
-    for r in failed[:5]:
-        log.warning("failed: %s (%s)", r.job.url, r.reason)
-    if len(failed) / len(jobs) > settings.max_failure_fraction:
-        where = f"; the list is in {failures_path}" if failures_path else ""
-        raise DownloadError(
-            f"{desc}: {len(failed)} of {len(jobs)} downloads failed, more than the allowed "
-            f"max_failure_fraction {settings.max_failure_fraction}{where}"
-        )
-    return results
-
-
-def fetch_images(
-    rows: pd.DataFrame, settings: DownloadSettings, failures: Path, desc: str
-) -> pd.DataFrame:
-    """Fetch each distinct `image_url` of `rows` to its `image_path` once; return the rows whose
-    image arrived (the others are listed in `failures`). Each image must decode (see the module
-    docstring): one corrupted in transit is fetched again."""
-    images = rows.drop_duplicates("image_path")
-    jobs = [
-        DownloadJob(u, Path(p), image=True)
-        for u, p in zip(images["image_url"], images["image_path"], strict=True)
-    ]
-    results = fetch_all(jobs, settings, failures_path=failures, desc=desc)
-    arrived = {str(r.job.dest) for r in results if r.ok}
-    kept = rows[rows["image_path"].isin(arrived)].reset_index(drop=True)
-    if len(kept) < len(rows):
-        log.warning(
-            "%s: %d boxes dropped, their image could not be fetched (see %s)",
-            desc,
-            len(rows) - len(kept),
-            failures,
-        )
-    return kept

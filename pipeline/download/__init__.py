@@ -1,0 +1,28 @@
+"""Parallel, resumable, verified HTTP downloads, shared by every source.
+
+`fetch` gets one file (`fetch.py`), `fetch_all` and `fetch_images` many at once with a failure
+list (`batch.py`), and images without a checksum must decode before they count (`images.py`).
+"""
+
+from pipeline.download.batch import fetch_all, fetch_images
+from pipeline.download.fetch import (
+    DownloadError,
+    DownloadJob,
+    DownloadResult,
+    DownloadSettings,
+    fetch,
+    hosts_of,
+)
+from pipeline.io import file_digest
+
+__all__ = [
+    "DownloadError",
+    "DownloadJob",
+    "DownloadResult",
+    "DownloadSettings",
+    "fetch",
+    "fetch_all",
+    "fetch_images",
+    "file_digest",
+    "hosts_of",
+]

@@ -1,0 +1,95 @@
+# Sweeps: an experiment with a `sweep:` block trains one run per point of the sweep (each with
+# the experiment's train settings plus the run's own), evaluates and reports each run like a
+# plain experiment, then ranks the runs by the sweep's metric (pipeline/sweep.py).
+
+
+# One run of a sweep: the same job on the experiment's shards, with the run's train settings.
+use rule train_gan as train_run with:
+    output:
+        model="results/{exp}/runs/{run}/train/model.pt",
+        stats="results/{exp}/runs/{run}/train/stats.jsonl",
+        evals="results/{exp}/runs/{run}/train/evals.jsonl",
+        progress="results/{exp}/runs/{run}/train/progress.gif",
+        best="results/{exp}/runs/{run}/train/best.pt",
+    log:
+        "logs/train_run/{exp}/{run}.log",
+    benchmark:
+        "logs/train_run/{exp}/{run}.benchmark.tsv"
+    params:
+        train=train_settings,
+        image_size=exp_setting("image_size"),
+        seed=exp_setting("seed"),
+        work_dir="results/{exp}/runs/{run}/train/checkpoints",
+
+
+use rule evaluate_run as evaluate_sweep_run with:
+    input:
+        model=evaluated_model,
+        stats=rules.train_run.output.stats,
+        evals=rules.train_run.output.evals,
+        shards=rules.shards_write.output.shards,
+        reference=rules.evaluate_reference.output.features,
+    output:
+        samples="results/{exp}/runs/{run}/samples.png",
+        metrics="results/{exp}/runs/{run}/metrics.json",
+        losses="results/{exp}/runs/{run}/losses.png",
+        interpolation="results/{exp}/runs/{run}/figures/interpolation.png",
+        nearest="results/{exp}/runs/{run}/figures/nearest.png",
+        distances="results/{exp}/runs/{run}/figures/distances.png",
+        curve="results/{exp}/runs/{run}/figures/metric_curve.png",
+    log:
+        "logs/evaluate_sweep_run/{exp}/{run}.log",
+    benchmark:
+        "logs/evaluate_sweep_run/{exp}/{run}.benchmark.tsv"
+    wildcard_constraints:
+        exp=one_of(SWEPT),
+
+
+use rule report_experiment as report_run with:
+    input:
+        metrics=rules.evaluate_sweep_run.output.metrics,
+        samples=rules.evaluate_sweep_run.output.samples,
+        interpolation=rules.evaluate_sweep_run.output.interpolation,
+        progress=rules.train_run.output.progress,
+        losses=rules.evaluate_sweep_run.output.losses,
+        curve=rules.evaluate_sweep_run.output.curve,
+        nearest=rules.evaluate_sweep_run.output.nearest,
+        distances=rules.evaluate_sweep_run.output.distances,
+    output:
+        report="results/{exp}/runs/{run}/report.html",
+    log:
+        "logs/report_run/{exp}/{run}.log",
+    benchmark:
+        "logs/report_run/{exp}/{run}.benchmark.tsv"
+    wildcard_constraints:
+        exp=one_of(SWEPT),
+
+
+# A sweep's runs ranked by its metric; the best run's samples and metrics become the experiment's.
+rule sweep_compare:
+    input:
+        metrics=sweep_files("metrics.json"),
+        samples=sweep_files("samples.png"),
+        evals=sweep_files("train/evals.jsonl"),
+        reports=sweep_files("report.html"),
+    output:
+        csv="results/{exp}/runs/comparison.csv",
+        png="results/{exp}/runs/comparison.png",
+        samples="results/{exp}/samples.png",
+        metrics="results/{exp}/metrics.json",
+        report="results/{exp}/report.html",
+    log:
+        "logs/sweep_compare/{exp}.log",
+    benchmark:
+        "logs/sweep_compare/{exp}.benchmark.tsv"
+    wildcard_constraints:
+        exp=one_of(SWEPT),
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+    params:
+        runs=sweep_runs,
+        metric=sweep_metric,
+    script:
+        RUN_SCRIPT
