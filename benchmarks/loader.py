@@ -1,6 +1,6 @@
 """Images per second from the shards into float training batches, against a per-file PNG loader.
 
-Ours: `pipeline.shards.load_split` + `BatchSampler` (uint8 tensor in memory, random batches, flip,
+Ours: `pipeline.gan.data.load_split` + `BatchSampler` (uint8 tensor in memory, random batches, flip,
 uint8 -> float in [-1, 1]). Baseline: a torch DataLoader over PNG files (decode each image with
 Pillow, to tensor, normalise), as an ImageFolder-style pipeline does, with 2 workers.
 
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.gan.data import BatchSampler, load_split
 from pipeline.io import write_json
-from pipeline.shards import BatchSampler, load_split
 
 
 class PngFiles(torch.utils.data.Dataset):

@@ -28,6 +28,7 @@ from pipeline.records import REJECT_COLUMNS, rejects_frame
 
 log = logging.getLogger(__name__)
 
+PNG_LEVEL = 1  # zlib level of the crop files: encoding at level 6 took a third of the stage
 REASONS = {
     "degenerate_box": "box has no area after clipping to the image",
     "crowd": "source marks the box as a crowd (COCO iscrowd)",
@@ -173,18 +174,28 @@ def open_reduced(
 
 
 def cut(
-    pixels: np.ndarray, region: Region, fx: float, fy: float, size: int, pad_mode: str
+    image: Image.Image | np.ndarray,
+    region: Region,
+    fx: float,
+    fy: float,
+    size: int,
+    pad_mode: str,
 ) -> Image.Image:
-    """Cut `region` (source pixels) out of `pixels` (decoded at scale fx, fy), pad, resize."""
-    height, width = pixels.shape[:2]
+    """Cut `region` (source pixels) out of `image` (decoded at scale fx, fy), pad, resize.
+
+    Only the part inside the image is copied (no array of the whole image); padding, when the
+    square reaches past the border, is added to that part alone."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    width, height = image.size
     x0, y0 = math.floor(region.x0 * fx), math.floor(region.y0 * fy)
     side = max(round(region.side * fx), 1)
     x1, y1 = x0 + side, y0 + side
-    inner = pixels[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
+    inner = image.crop((max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)))
     pad = ((max(-y0, 0), max(y1 - height, 0)), (max(-x0, 0), max(x1 - width, 0)), (0, 0))
     if any(pad[0] + pad[1]):
-        inner = np.pad(inner, pad, mode=pad_mode)
-    return Image.fromarray(np.ascontiguousarray(inner)).resize((size, size), Image.LANCZOS)
+        inner = Image.fromarray(np.pad(np.asarray(inner), pad, mode=pad_mode))
+    return inner.resize((size, size), Image.LANCZOS)
 
 
 TURNS = {
@@ -221,13 +232,13 @@ def crop_image(
         detail = f"{path}: stored {shown[0]}x{shown[1]}, table says {width}x{height}"
         return [], [_reject(b, "size_mismatch", detail) for b in boxes]
     fx, fy = image.width / width, image.height / height
-    pixels = np.asarray(image)
     crops = []
     for box, region in zip(boxes, regions, strict=True):
         cid = crop_id(box["box_id"])
         rel = f"crops/{cid}.png"
-        crop = upright(cut(pixels, region, fx, fy, size, s.pad_mode), box.get("rotation"))
-        crop.save(Path(out_dir) / f"{cid}.png", compress_level=6)
+        crop = upright(cut(image, region, fx, fy, size, s.pad_mode), box.get("rotation"))
+        # level 1: a third of level 6's encoding time for files ~15% larger; same pixels
+        crop.save(Path(out_dir) / f"{cid}.png", compress_level=PNG_LEVEL)
         crops.append(
             {
                 "crop_id": cid,

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from pipeline.config import EvalSettings
+from pipeline.gan.data import load_split
 from pipeline.gan.devices import select_device
 from pipeline.gan.grids import save_grid, to_uint8
 from pipeline.gan.models import grid_labels, load_generator
@@ -31,7 +32,6 @@ from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.swd import sliced_wasserstein
 from pipeline.plots import plot_distances, plot_losses, plot_metric_curve, read_stats
 from pipeline.reference import Extractor, load_reference
-from pipeline.shards import load_split
 from pipeline.sheets import pairs_sheet
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ PACKAGES = [
     "pandas",
     "pyarrow",
     "pillow",
-    "pycocotools",
+    "msgspec",
     "snakemake",
     "requests",
 ]

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 from pipeline.config import EvalSettings
+from pipeline.gan.data import load_split
 from pipeline.gan.devices import select_device
 from pipeline.io import atomic_path
 from pipeline.metrics import features
 from pipeline.metrics.weights import check_weights, find_weights, missing_weights_message
-from pipeline.shards import load_split
 
 log = logging.getLogger(__name__)
 

@@ -53,15 +53,14 @@ ADAPTERS: dict[str, str] = {
             "train_gan",
             "evaluate_reference",
             "evaluate_run",
-            "report_experiment",
-            "report_index",
             "sweep_compare",
         )
     },
+    **{rule: f"pipeline.adapters.report:{rule}" for rule in ("report_experiment", "report_index")},
     # A sweep's runs: the same adapters as the rules they are declared from (`use rule`).
     "train_run": "pipeline.adapters.model:train_gan",
     "evaluate_sweep_run": "pipeline.adapters.model:evaluate_run",
-    "report_run": "pipeline.adapters.model:report_experiment",
+    "report_run": "pipeline.adapters.report:report_experiment",
 }
 
 

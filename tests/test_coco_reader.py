@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.boxes import COLUMNS
@@ -109,9 +110,24 @@ def test_wanted_categories_map_ids_to_the_canonical_name(tmp_path):
     assert wanted == {24: "zebra", 25: "giraffe", 1: "person"}
 
 
-def test_load_instances_returns_the_parsed_file(tmp_path):
-    path = write_instances(tmp_path / "i.json")
-    assert load_instances(path) == instances()
+def slim(data: dict) -> dict:
+    """What load_instances keeps: images and categories whole, annotations' box fields."""
+    keys = ("id", "image_id", "category_id", "bbox")
+    annotations = [
+        {**{k: a.get(k) for k in keys}, "iscrowd": a.get("iscrowd", 0)} for a in data["annotations"]
+    ]
+    return {**data, "annotations": annotations}
+
+
+def test_load_instances_returns_the_parsed_file_with_the_box_fields(tmp_path):
+    data = instances()
+    data["annotations"] = [
+        {**a, "segmentation": [[1, 2, 3]], "area": 9.5} for a in data["annotations"]
+    ]
+    path = write_instances(tmp_path / "i.json", data=data)
+    loaded = load_instances(path)
+    assert loaded == slim(data)
+    assert "segmentation" not in loaded["annotations"][0]
 
 
 # --- errors: each names the file and, where there is one, the record --------------------------
@@ -383,3 +399,32 @@ def test_an_unsafe_name_of_an_image_without_wanted_boxes_is_not_listed(tmp_path)
     rows = read(path, tmp_path, categories=("zebra",), rejects=rejects, bad_records=LENIENT)
     assert rows["box_id"].tolist() == ["coco:2:12"]
     assert rejects.counts == {"unsafe_file_name": 1} and rejects.frame().empty
+
+
+def test_a_file_is_read_once_and_its_table_kept_for_every_later_category(tmp_path, monkeypatch):
+    from pipeline.sources import coco_table
+
+    data = with_annotation(1, image_id=99)  # one bad record too
+    path = write_instances(tmp_path / "instances.json", data=data)
+    cache = tmp_path / "downloads" / "tables"
+    first = RecordRejects("coco")
+    giraffes = read(path, tmp_path, rejects=first, bad_records=LENIENT, cache_dir=cache)
+    assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".parquet", ".parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads", "instances.json"]
+
+    def no_parse(*args):
+        raise AssertionError("the file was parsed again")
+
+    monkeypatch.setattr(coco_table, "build", no_parse)
+    second = RecordRejects("coco")
+    again = read(path, tmp_path, rejects=second, bad_records=LENIENT, cache_dir=cache)
+    zebras = read(path, tmp_path, categories=("zebra",), bad_records=LENIENT, cache_dir=cache)
+    pd.testing.assert_frame_equal(again, giraffes)
+    pd.testing.assert_frame_equal(second.frame(), first.frame())
+    assert second.counts == first.counts == {"unknown_image": 1}
+    monkeypatch.undo()
+    assert zebras.equals(read(path, tmp_path, categories=("zebra",), bad_records=LENIENT))
+    # the file changes: its table is built anew
+    write_instances(path, data=instances())
+    fresh = read(path, tmp_path, bad_records=LENIENT, cache_dir=cache)
+    assert len(fresh) == 4 and len(list(cache.glob("*.json"))) == 2

@@ -19,6 +19,7 @@ from torch_fidelity.metric_prc import calculate_precision_recall_full
 
 from pipeline.config import EvalSettings
 from pipeline.evaluate import memorisation_check
+from pipeline.gan.data import load_split
 from pipeline.io import write_json
 from pipeline.metrics.features import pixel_features
 from pipeline.metrics.fid import frechet_distance, kernel_inception_distance
@@ -26,7 +27,6 @@ from pipeline.metrics.memorisation import memorisation, nearest
 from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.weights import WEIGHTS_NAME
 from pipeline.reference import Extractor, reference_features
-from pipeline.shards import load_split
 from tests.conftest import REPO, headless
 
 RNG = np.random.default_rng(0)

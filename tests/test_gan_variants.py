@@ -15,11 +15,11 @@ from PIL import Image
 
 from pipeline.config import EvalSettings
 from pipeline.evaluate import EvalOutputs, evaluate
+from pipeline.gan.data import BatchSampler, load_labels, load_split
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, grid_labels
 from pipeline.gan.train import train
 from pipeline.io import write_json
 from pipeline.reference import reference_features
-from pipeline.shards import BatchSampler, load_labels, load_split
 from tests.conftest import dry_run, snakemake, write_config
 from tests.test_gan import TINY, make_shards
 from tests.test_gan_stabilisers import whole_and_resumed

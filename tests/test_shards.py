@@ -13,11 +13,10 @@ import torch
 from PIL import Image
 
 from pipeline.config import ShardSettings, fingerprint
+from pipeline.gan.data import BatchSampler, load_split
 from pipeline.io import file_digest
 from pipeline.shards import (
-    BatchSampler,
     holdout_mask,
-    load_split,
     make_shards,
     read_exclusions,
     read_manifest,

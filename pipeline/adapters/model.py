@@ -1,6 +1,6 @@
 """Adapters of the model rules (workflow/rules/{train,evaluate,sweep}.smk): train the GAN, measure
-it, report on it, and rank the runs of a sweep. The same adapter serves a rule and its sweep twin
-(train_gan and train_run, evaluate_run and evaluate_sweep_run, report_experiment and report_run)."""
+it, and rank the runs of a sweep. The same adapter serves a rule and its sweep twin (train_gan and
+train_run, evaluate_run and evaluate_sweep_run); the report rules have pipeline/adapters/report.py."""
 
 from __future__ import annotations
 
@@ -57,17 +57,6 @@ def evaluate_run(smk) -> None:
     )
 
 
-def report_experiment(smk) -> None:
-    figures = {k: Path(v) for k, v in smk.input.items() if k != "metrics"}
-    report.experiment_report(
-        smk.wildcards.exp,
-        Path(smk.input.metrics),
-        figures,
-        dict(smk.params.settings),
-        Path(smk.output.report),
-    )
-
-
 def sweep_compare(smk) -> None:
     runs = list(smk.params.runs)
 
@@ -84,10 +73,4 @@ def sweep_compare(smk) -> None:
     )
     report.sweep_report(
         smk.wildcards.exp, Path(out.csv), Path(out.png), Path(out.samples), winner, Path(out.report)
-    )
-
-
-def report_index(smk) -> None:
-    report.experiments_index(
-        [Path(p) for p in smk.input.metrics], Path(smk.output.html), Path(smk.output.csv)
     )

@@ -70,6 +70,7 @@ def coco_boxes(smk) -> None:
         _download(smk),
         Path(smk.params.failures),
         _bad_records(smk),
+        Path(smk.params.tables),
     )
     _write_source(smk, frame, rejects)
 

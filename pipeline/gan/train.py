@@ -33,6 +33,7 @@ from pipeline.gan.checkpoint import (
     save_model,
     try_resume,
 )
+from pipeline.gan.data import load_labels, load_split
 from pipeline.gan.devices import select_device
 from pipeline.gan.job import TrainJob
 from pipeline.gan.monitor import (
@@ -46,7 +47,7 @@ from pipeline.gan.monitor import (
 from pipeline.gan.trainer import Trainer
 from pipeline.io import atomic_path
 from pipeline.progress import progress
-from pipeline.shards import load_labels, load_split, read_manifest
+from pipeline.shards import read_manifest
 
 log = logging.getLogger(__name__)
 

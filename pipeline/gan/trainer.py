@@ -14,13 +14,13 @@ from torch.nn.parallel import DistributedDataParallel
 from pipeline.config import TrainSettings
 from pipeline.gan import distributed
 from pipeline.gan.augment import diff_augment
+from pipeline.gan.data import BatchSampler
 from pipeline.gan.devices import place_data
 from pipeline.gan.distributed import SINGLE, Ranks
 from pipeline.gan.ema import EMA
 from pipeline.gan.grids import to_uint8
 from pipeline.gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, grid_labels
-from pipeline.shards import BatchSampler
 
 RANK_SEED_STRIDE = 7919  # rank r draws its latents and batches from seed + 7919 * r
 

@@ -51,6 +51,8 @@ rule coco_boxes:
         image_root=lambda wildcards, input: str(Path(input[0]).parent.parent),
         bad_records=config["bad_records"],
         failures=failures_list("coco_boxes"),
+        # each instances file read once: its table of all boxes, for every later experiment
+        tables=f"{downloaded('coco')}/tables",
         download=download_config,
     script:
         RUN_SCRIPT

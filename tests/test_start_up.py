@@ -1,0 +1,55 @@
+"""Start-up: a job that neither trains nor evaluates imports no torch, torchvision or matplotlib,
+and the workflow reads without them (each costs seconds on every job and every dry run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.runner import ADAPTERS
+from tests.conftest import REPO
+
+HEAVY = ("torch", "torchvision", "matplotlib")
+# jobs that train or measure a model, or draw plots of it: the ones that may import them
+MODEL_RULES = {
+    "train_gan",
+    "train_run",
+    "evaluate_reference",
+    "evaluate_run",
+    "evaluate_sweep_run",
+    "sweep_compare",
+}
+
+
+def heavy_imports(code: str) -> list[str]:
+    """The heavy modules a fresh Python process has loaded after running `code`."""
+    probe = (
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("rule", sorted(set(ADAPTERS) - MODEL_RULES))
+def test_a_data_job_imports_no_torch_nor_matplotlib(rule):
+    code = f"from pipeline.runner import adapter\nadapter({rule!r})"
+    assert heavy_imports(code) == []
+
+
+def test_the_check_sees_torch_where_it_is_imported():
+    assert heavy_imports("from pipeline.runner import adapter\nadapter('train_gan')") != []
+
+
+def test_what_the_workflow_imports_while_it_loads_needs_none_of_them():
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    imports = "\n".join(
+        line for line in text.splitlines() if line.startswith(("from pipeline", "import pipeline"))
+    )
+    assert "pipeline" in imports
+    assert heavy_imports(imports) == []
