@@ -139,7 +139,8 @@ def exif_turn(image: Image.Image, width: int, height: int) -> Image.Transpose | 
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """A new 8-bit RGB image of `image`'s pixels, whatever mode the file holds.
+    """An 8-bit RGB image of `image`'s pixels (itself, loaded, when it is RGB already), whatever
+    mode the file holds.
 
     16-bit greyscale is scaled by 1/257 (Pillow's own conversion clips all above 255 to white).
     Transparent pixels (alpha channel, transparent palette entry or colour key) are composited
@@ -151,6 +152,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ALPHA_MODES or "transparency" in image.info:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, WHITE), rgba).convert("RGB")
+    if image.mode == "RGB":  # most photos: decoded as they are, no copy
+        image.load()
+        return image
     return image.convert("RGB")
 
 

@@ -44,10 +44,13 @@ def scores(crop: np.ndarray) -> dict[str, float | int | bytes]:
     laplacian = (
         gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4 * gray[1:-1, 1:-1]
     )
-    spread = np.max(rgb, axis=2) - np.min(rgb, axis=2)
+    # channel by channel: numpy's reductions over the last, 3-long axis are ~20x slower
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
+    contrast = max(float(c.std(dtype=np.float64)) for c in (r, g, b))
     return {
         "sharpness": float(laplacian.var()),
-        "contrast": float(rgb.reshape(-1, 3).std(axis=0).max()),  # a blue disc on red is not flat
+        "contrast": contrast,  # the largest channel's: a blue disc on red is not flat
         "colourfulness": float(spread.mean()),
         "phash": phash(gray),
         "thumb": thumbnail(crop),
