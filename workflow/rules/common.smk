@@ -6,9 +6,9 @@ from snakemake.utils import min_version, validate
 import re
 
 from pipeline.config import from_dict
-from pipeline.sweep import points, run_train_settings
+from pipeline.sweep_runs import points, run_train_settings
 from pipeline.metrics.weights import find_weights
-from pipeline.sources.openimages import OpenImagesSettings, metadata_files
+from pipeline.sources.openimages_files import OpenImagesSettings, metadata_files
 
 min_version("9.0")
 
