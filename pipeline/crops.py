@@ -25,7 +25,7 @@ from pipeline.config import CropSettings
 from pipeline.image_scores import scores
 from pipeline.io import atomic_dir, write_parquet
 from pipeline.progress import progress
-from pipeline.records import REJECT_COLUMNS, rejects_frame
+from pipeline.records import rejects_frame
 
 log = logging.getLogger(__name__)
 
@@ -181,19 +181,12 @@ def open_reduced(
 
 
 def cut(
-    image: Image.Image | np.ndarray,
-    region: Region,
-    fx: float,
-    fy: float,
-    size: int,
-    pad_mode: str,
+    image: Image.Image, region: Region, fx: float, fy: float, size: int, pad_mode: str
 ) -> Image.Image:
     """Cut `region` (source pixels) out of `image` (decoded at scale fx, fy), pad, resize.
 
     Only the part inside the image is copied (no array of the whole image); padding, when the
     square reaches past the border, is added to that part alone."""
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
     width, height = image.size
     x0, y0 = math.floor(region.x0 * fx), math.floor(region.y0 * fy)
     side = max(round(region.side * fx), 1)
@@ -327,7 +320,7 @@ def extract_crops(
         )
         if record_rejects is not None:
             rejects.extend(pd.read_parquet(record_rejects).to_dict("records"))
-        reject_frame = rejects_frame(pd.DataFrame(rejects, columns=REJECT_COLUMNS))
+        reject_frame = rejects_frame(rejects)
         write_parquet(crop_frame, crops_table)
         write_parquet(reject_frame, rejects_table)
     _summarise(len(boxes), crop_frame, reject_frame, settings, image_size)

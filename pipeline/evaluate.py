@@ -46,7 +46,10 @@ def swd_metrics(
         log.warning(note)
         return {"num_images": len(held_out), "swd": None, "swd_real_floor": None, "note": note}
     fake = generate(
-        generator, len(held_out), seed + 1, class_labels(state, len(held_out), seed + 1)
+        generator,
+        len(held_out),
+        seed + 1,
+        class_labels(state.get("class_counts"), len(held_out), seed + 1),
     )
     swd_fake, swd_floor = sliced_wasserstein(held_out, fake), sliced_wasserstein(held_out, train)
     log.info(
@@ -192,7 +195,7 @@ def evaluate(
             f"{reference_path} holds {ref['kind']} features but this run would use "
             f"{extractor.kind}: rerun the evaluate_reference rule"
         )
-    labels = class_labels(state, s.num_samples, seed + 7)
+    labels = class_labels(state.get("class_counts"), s.num_samples, seed + 7)
     fake_images = generate(generator, s.num_samples, seed + 7, labels)
     fake_features = extractor(fake_images, desc="generated")
     metrics.update(distribution_metrics(fake_features, ref, s, seed))

@@ -32,20 +32,35 @@ def mismatch(path: Path, md5: str | None = None, size: int | None = None) -> str
     return ""
 
 
+def problem(
+    path: Path, md5: str | None, on_mismatch: str, size: int | None = None
+) -> tuple[str, str] | None:
+    """Why `path` may not be used, as (reason, message): `missing_image`, or `checksum_mismatch`
+    when it differs and mismatches are refused; None when it may (a used mismatch is logged)."""
+    if on_mismatch not in MISMATCH_CHOICES:
+        raise ValueError(f"local_checksum_mismatch must be one of {MISMATCH_CHOICES}")
+    if not path.is_file():
+        return "missing_image", f"{path}: file not found in local_dir"
+    differs = mismatch(path, md5, size)
+    if differs and on_mismatch == "refuse":
+        return "checksum_mismatch", differs
+    if differs:
+        log.warning("%s; used anyway (local_checksum_mismatch: use)", differs)
+    return None
+
+
 def local_file(
     path: Path, md5: str | None, on_mismatch: str, label: str, size: int | None = None
 ) -> Path:
     """`path` if it is there and matches (or a mismatch is to be used); else LocalFileError."""
-    if on_mismatch not in MISMATCH_CHOICES:
-        raise ValueError(f"local_checksum_mismatch must be one of {MISMATCH_CHOICES}")
-    if not path.is_file():
-        raise LocalFileError(f"{label}: {path} not found in local_dir")
-    differs = mismatch(path, md5, size)
-    if differs and on_mismatch == "refuse":
-        raise LocalFileError(
-            f"{label}: {differs}. The file was left as it is. If it is a good copy (another "
-            "mirror, re-packed), set local_checksum_mismatch: use in the config."
-        )
-    if differs:
-        log.warning("%s: %s; used anyway (local_checksum_mismatch: use)", label, differs)
-    return path
+    found = problem(path, md5, on_mismatch, size)
+    if found is None:
+        return path
+    reason, message = found
+    hint = (
+        ". The file was left as it is. If it is a good copy (another mirror, re-packed), set "
+        "local_checksum_mismatch: use in the config."
+        if reason == "checksum_mismatch"
+        else ""
+    )
+    raise LocalFileError(f"{label}: {message}{hint}")

@@ -35,22 +35,16 @@ def versions() -> dict[str, str]:
     return found
 
 
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent
+    )
+
+
 def git_commit() -> str:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
+        out = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain").stdout.strip()
         return (
             out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
         )

@@ -19,7 +19,6 @@ import pandas as pd
 
 from pipeline.io import atomic_path, write_json
 from pipeline.plots import pyplot, read_stats, save_figure
-from pipeline.sweep_runs import points, run_name, run_train_settings  # noqa: F401 (API)
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import yaml
 from pipeline.gan import devices
 from pipeline.gan.monitor import QualityProbe
 from pipeline.gan.train import train
-from pipeline.sweep import points, ranking, run_name, run_train_settings
+from pipeline.sweep import ranking
+from pipeline.sweep_runs import points, run_name, run_train_settings
 from tests.conftest import REPO, TINY_DEMO, dry_run, snakemake, write_config
 from tests.test_gan import TINY, make_shards
 

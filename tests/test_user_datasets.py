@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pipeline.runner import ADAPTERS
 from tests.conftest import TINY_DEMO, dry_run, snakemake, write_config
 from tests.user_datasets import (
     PHOTO_BOXES,
@@ -31,17 +32,11 @@ pytest.importorskip("skimage", reason="the photographs are scikit-image's: pip i
 IMAGE_SIZE = 32
 MIN_BOX_SIDE = 8
 OLD = datetime(2020, 1, 1, 12, 0).timestamp()  # older than any code of the workflow
+# the rules of the built-in sources: their adapters, less the one of named datasets
 BUILTIN_RULES = {
-    "synthetic_dataset",
-    "synthetic_boxes",
-    "coco_annotations",
-    "coco_boxes",
-    "visual_genome_metadata",
-    "visual_genome_boxes",
-    "openimages_metadata",
-    "openimages_boxes",
-    "celeba_boxes",
-    "ffhq_boxes",
+    rule
+    for rule, target in ADAPTERS.items()
+    if target.startswith("pipeline.adapters.sources:") and rule != "coco_format_boxes"
 }
 
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
 WIDTH = 400  # the photographs are resized to this width (height keeps the aspect ratio)
 JPEG_QUALITY = 90
 

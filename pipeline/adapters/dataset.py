@@ -1,6 +1,6 @@
 """Adapters of the rules that make the training set (workflow/rules/{shards,curate}.smk): the
 accepted crops less the user's exclusions packed into shards, and the optional FiftyOne curation
-that writes those exclusions. Both load pipeline.shards, hence torch."""
+that writes those exclusions."""
 
 from __future__ import annotations
 

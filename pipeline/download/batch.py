@@ -123,8 +123,8 @@ def fetch_images(
     rows: pd.DataFrame, settings: DownloadSettings, failures: Path, desc: str
 ) -> pd.DataFrame:
     """Fetch each distinct `image_url` of `rows` to its `image_path` once; return the rows whose
-    image arrived (the others are listed in `failures`). Each image must decode (see the module
-    docstring): one corrupted in transit is fetched again."""
+    image arrived (the others are listed in `failures`). Each image must decode (see
+    `pipeline.download.images`): one corrupted in transit is fetched again."""
     images = rows.drop_duplicates("image_path")
     jobs = [
         DownloadJob(u, Path(p), image=True)

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from pipeline.download.images import corrupt_path, decode_error, image_damage
+from pipeline.download.images import decode_error, image_damage, move_aside
 from pipeline.io import file_digest
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,7 @@ def _check_decodes(part: Path, dest: Path) -> None:
     to `{dest}.corrupt` (replacing an older one) for inspection."""
     error = decode_error(part)
     if error:
-        corrupt = corrupt_path(dest)
-        os.replace(part, corrupt)
+        corrupt = move_aside(part, dest)
         log.warning("%s: not a decodable image (%s); bytes moved to %s", dest, error, corrupt)
         raise _Failure(f"not a decodable image: {error}", discard=True)
 
@@ -230,8 +229,7 @@ def _present(dest: Path, job: DownloadJob) -> bool:
     if job.image:
         damage = image_damage(dest)
         if damage:
-            corrupt = corrupt_path(dest)
-            os.replace(dest, corrupt)
+            corrupt = move_aside(dest, dest)
             log.warning("%s: %s; moved to %s, fetching it again", dest, damage, corrupt)
             return False
     return True

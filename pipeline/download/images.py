@@ -22,8 +22,11 @@ PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk with its CR
 TAIL = 4096  # bytes read from the end of a present image for the structural check
 
 
-def corrupt_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".corrupt")
+def move_aside(source: Path, dest: Path) -> Path:
+    """Move the damaged bytes at `source` to `{dest}.corrupt` (replacing an older one)."""
+    corrupt = dest.with_name(dest.name + ".corrupt")
+    os.replace(source, corrupt)
+    return corrupt
 
 
 def decode_error(path: Path) -> str:

@@ -12,13 +12,12 @@ from PIL import Image
 
 from pipeline.config import TrainSettings
 from pipeline.gan.grids import save_grid
-from pipeline.gan.sampling import class_labels, generate, real_sets
+from pipeline.gan.sampling import MIN_REAL, class_labels, generate, real_sets
 from pipeline.gan.trainer import Trainer
 from pipeline.io import atomic_path
 from pipeline.metrics.swd import sliced_wasserstein
 
 log = logging.getLogger(__name__)
-MIN_EVAL_IMAGES = 16
 
 
 class StatsWindow:
@@ -145,14 +144,11 @@ class QualityProbe:
         self.seed = seed
 
     def __call__(self, trainer: Trainer) -> dict | None:
-        if len(self.real) < MIN_EVAL_IMAGES:
+        if len(self.real) < MIN_REAL:
             return None
-        generator = trainer.sampling_generator
-        was_training = generator.training
-        generator.eval()
-        state = {"class_counts": trainer.class_counts()}
         n = len(self.real)
-        fake = generate(generator, n, self.seed + 1, class_labels(state, n, self.seed + 1))
-        generator.train(was_training)
+        labels = class_labels(trainer.class_counts(), n, self.seed + 1)
+        with trainer.sampling() as generator:
+            fake = generate(generator, n, self.seed + 1, labels)
         swd = sliced_wasserstein(self.real, fake)["swd_mean"]
         return {"step": trainer.step, "swd": round(swd, 4), "images": n}

@@ -16,10 +16,9 @@ log = logging.getLogger(__name__)
 MIN_REAL = 16  # fewer real crops in a set than this: no metric is worth computing
 
 
-def class_labels(state: dict, count: int, seed: int) -> torch.Tensor | None:
+def class_labels(counts: list[int] | None, count: int, seed: int) -> torch.Tensor | None:
     """Labels for a conditional generator, drawn as often as each class is in the training set
-    (None for an unconditional one)."""
-    counts = state.get("class_counts") or []
+    (`counts`, per class; None or empty for an unconditional one)."""
     if not counts:
         return None
     rng = torch.Generator().manual_seed(seed + 2)

@@ -137,12 +137,13 @@ def resume(trainer: Trainer, job: TrainJob, run_id: str) -> bool:
     else start the logs afresh. Whether it resumed."""
     job.work_dir.mkdir(parents=True, exist_ok=True)
     resumed = try_resume(trainer, job.checkpoint_path, run_id)
-    main = trainer.ranks.main
+    if not trainer.ranks.main:  # rank 0 alone owns the files of the run
+        return resumed
     for path in (job.running_stats, job.running_evals):
-        if main and not resumed:  # rank 0 alone owns the files of the run
-            path.unlink(missing_ok=True)
-        if main:
+        if resumed:
             keep_stats_until(path, trainer.step)
+        else:
+            path.unlink(missing_ok=True)
     return resumed
 
 

@@ -8,6 +8,9 @@ both, mixed precision with loss scaling where enabled, and the EMA of G's weight
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -302,15 +305,22 @@ class Trainer:
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
-    @torch.no_grad()
-    def samples(self) -> torch.Tensor:
-        """uint8 images of the sampling generator from the fixed latents (and grid labels)."""
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[torch.nn.Module]:
+        """The sampling generator (EMA or G) in eval mode, back in its mode afterwards."""
         generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
-        images = generator(self.fixed_z, self.fixed_labels)
-        generator.train(was_training)
-        return to_uint8(images)
+        try:
+            yield generator
+        finally:
+            generator.train(was_training)
+
+    @torch.no_grad()
+    def samples(self) -> torch.Tensor:
+        """uint8 images of the sampling generator from the fixed latents (and grid labels)."""
+        with self.sampling() as generator:
+            return to_uint8(generator(self.fixed_z, self.fixed_labels))
 
 
 def _append(buffer: torch.Tensor | None, new: torch.Tensor | None, keep: int):

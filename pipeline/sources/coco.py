@@ -21,7 +21,6 @@ from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images
 from pipeline.records import BadRecordSettings, RecordRejects
 from pipeline.sources.coco_records import (  # noqa: F401 (the reader's API, used by tests)
     CocoFormatError,
-    check_records,
     load_instances,
     wanted_categories,
 )

@@ -117,17 +117,16 @@ def box_table(path: Path, key: TableKey, cache_dir: Path | None) -> BoxTable:
     """The file's table: from `cache_dir` when it was built before, else built (and kept)."""
     if cache_dir is None:
         return build(path, key)
-    stem = Path(cache_dir) / _cache_name(path, key)
-    meta_path = stem.with_suffix(".json")
+    stem = str(Path(cache_dir) / _cache_name(path, key))
+    meta_path = Path(f"{stem}.json")
+    boxes_path, rejects_path = Path(f"{stem}.boxes.parquet"), Path(f"{stem}.rejects.parquet")
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        boxes = pd.read_parquet(stem.with_name(stem.name + ".boxes.parquet"))
-        rejects = pd.read_parquet(stem.with_name(stem.name + ".rejects.parquet"))
         parts = meta["records"], meta["categories"], meta["counts"], meta["examples"]
-        return BoxTable(boxes, rejects, *parts)
+        return BoxTable(pd.read_parquet(boxes_path), pd.read_parquet(rejects_path), *parts)
     table = build(path, key)
-    write_parquet(table.boxes, stem.with_name(stem.name + ".boxes.parquet"))
-    write_parquet(table.rejects, stem.with_name(stem.name + ".rejects.parquet"))
+    write_parquet(table.boxes, boxes_path)
+    write_parquet(table.rejects, rejects_path)
     meta = {
         "records": table.records,
         "categories": table.categories,
@@ -150,10 +149,7 @@ def select(
     known categories counted, not listed); stop above `bad_records.max_fraction`."""
     wanted = set(wanted_categories({"categories": table.categories}, categories, path).values())
     concerns = table.rejects["category"].isin(wanted) | (table.rejects["category"] == "")
-    bad = RecordRejects(
-        source=table.boxes["source"].iloc[0] if len(table.boxes) else "",
-        rows=table.rejects[concerns].to_dict("records"),
-    )
+    bad = RecordRejects(source="", rows=table.rejects[concerns].to_dict("records"))  # rows name it
     bad.counts.update(table.counts)
     bad.examples = {reason: list(details) for reason, details in table.examples.items()}
     bad.check(table.records, bad_records, str(path))

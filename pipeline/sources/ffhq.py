@@ -20,7 +20,7 @@ from pipeline.archive import safe_join
 from pipeline.boxes import normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, hosts_of
 from pipeline.local import local_file
-from pipeline.local import mismatch as local_mismatch
+from pipeline.local import problem as local_problem
 from pipeline.records import RecordRejects
 
 log = logging.getLogger(__name__)
@@ -96,22 +96,14 @@ def read_entries(path: Path, s: FFHQSettings, root: Path) -> list[dict]:
 
 def _local_images(entries: list[dict], mismatch: str, rejects: RecordRejects) -> set[str]:
     """The local images that may be used; the others become rejects (nothing is touched)."""
-    usable, used_anyway = set(), 0
+    usable = set()
     for e in entries:
-        path, box_id = Path(e["path"]), f"ffhq:{e['index']:05d}"
-        if not path.is_file():
-            rejects.add(
-                "missing_image", f"{path}: image file not found", box_id, box_id[5:], "face"
-            )
-            continue
-        differs = local_mismatch(path, e["md5"], e["size"])
-        if differs and mismatch == "refuse":
-            rejects.add("checksum_mismatch", differs, box_id, box_id[5:], "face")
-            continue
-        used_anyway += bool(differs)
-        usable.add(e["path"])
-    if used_anyway:
-        log.warning("FFHQ: %d local images differ from their MD5, used anyway", used_anyway)
+        image_id = f"{e['index']:05d}"
+        found = local_problem(Path(e["path"]), e["md5"], mismatch, e["size"])
+        if found:
+            rejects.add(*found, f"ffhq:{image_id}", image_id, "face")
+        else:
+            usable.add(e["path"])
     return usable
 
 

@@ -173,6 +173,11 @@ def select(
     return pd.concat(parts, ignore_index=True)
 
 
+def _box_id(row) -> str:
+    """A selected row's box id: its image, split and line in the box CSV."""
+    return f"openimages:{row.ImageID}:{row.split}:{row.line}"
+
+
 def to_pixels(selected: pd.DataFrame, sizes: dict[str, tuple[int, int]]) -> pd.DataFrame:
     """Rows of the boxes table, for the images whose size is known."""
     rows = []
@@ -182,7 +187,7 @@ def to_pixels(selected: pd.DataFrame, sizes: dict[str, tuple[int, int]]) -> pd.D
         width, height = sizes[row.image_path]
         rows.append(
             {
-                "box_id": f"openimages:{row.ImageID}:{row.split}:{row.line}",
+                "box_id": _box_id(row),
                 "source": "openimages",
                 "image_id": row.ImageID,
                 "image_path": row.image_path,
@@ -226,7 +231,7 @@ def _reject_unsized(
     by_path = {path: (reason, message) for path, reason, message in bad}
     for row in selected[selected["image_path"].isin(by_path)].itertuples(index=False):
         reason, message = by_path[row.image_path]
-        box_id = f"openimages:{row.ImageID}:{row.split}:{row.line}"
+        box_id = _box_id(row)
         rejects.add(reason, message, box_id, row.ImageID, row.category)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -88,7 +87,7 @@ def matches(obj: dict, category: str, forms: set[str]) -> bool:
     if synsets and " " not in category:
         return False
     names = obj.get("names") or [obj.get("name", "")]
-    return any(re.sub(r"\s+", " ", str(n).strip().lower()) in forms for n in names)
+    return any(canonical_category(n) in forms for n in names)
 
 
 def read_image_data(path: Path) -> dict[int, dict]:
