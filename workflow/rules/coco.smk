@@ -5,10 +5,7 @@
 
 rule coco_annotations:
     output:
-        expand(
-            f"{downloaded('coco')}/annotations/instances_{{split}}.json",
-            split=source_config("coco")["splits"],
-        ),
+        coco_instances(downloaded("coco")),
     log:
         "logs/coco_annotations.log",
     benchmark:
@@ -28,10 +25,7 @@ rule coco_annotations:
 
 rule coco_boxes:
     input:
-        expand(
-            f"{source_root('coco')}/annotations/instances_{{split}}.json",
-            split=source_config("coco")["splits"],
-        ),
+        coco_instances(source_root("coco")),
     output:
         boxes="results/{exp}/sources/coco.parquet",
         rejects=source_rejects("coco"),

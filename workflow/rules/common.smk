@@ -17,9 +17,7 @@ validate(config, "../../config/schema.yaml")
 
 # Sources: the built-in ones, and the user's named datasets in COCO format (pipeline/sources/).
 BUILTIN_SOURCES = ["synthetic", "coco", "visual_genome", "openimages", "celeba", "ffhq"]
-DATASETS = sorted(
-    name for name, block in config["sources"].items() if name not in BUILTIN_SOURCES
-)
+DATASETS = sorted(name for name in config["sources"] if name not in BUILTIN_SOURCES)
 for _name, _exp in config["experiments"].items():
     _unknown = sorted(set(_exp["sources"]) - set(BUILTIN_SOURCES) - set(DATASETS))
     if _unknown:
@@ -142,7 +140,15 @@ def exclusions_file(wildcards):
 def source_root(name):
     """Where a source's files are read from: the config's local_dir if set (read only: no rule
     has an output there), else the shared downloads, where its download rule writes."""
-    return source_config(name).get("local_dir") or f"{DOWNLOADS}/{name}"
+    return source_config(name).get("local_dir") or downloaded(name)
+
+
+def coco_instances(root):
+    """COCO's instances file of every configured split, under `root`."""
+    return expand(
+        f"{root}/annotations/instances_{{split}}.json",
+        split=source_config("coco")["splits"],
+    )
 
 
 def downloaded(name):
