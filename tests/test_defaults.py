@@ -39,7 +39,7 @@ BLOCKS = [
     # backoff and allowed_hosts are set by the sources from their own URLs, never by the config
     (DownloadSettings, TOP["download"], {"backoff", "allowed_hosts"}),
     (BadRecordSettings, TOP["bad_records"], set()),
-    (SyntheticSettings, SOURCES["synthetic"], set()),
+    (SyntheticSettings, SCHEMA["$defs"]["synthetic"], set()),
     (CocoSettings, SOURCES["coco"], set()),
     (VisualGenomeSettings, SOURCES["visual_genome"], set()),
     (OpenImagesSettings, SOURCES["openimages"], set()),

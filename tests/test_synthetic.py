@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipeline.sources import synthetic
 from pipeline.sources.coco import load_instances, read_boxes
-from pipeline.sources.synthetic import SyntheticSettings
+from pipeline.sources.synthetic import SyntheticSettings, render_image, render_scene
 
 SMALL = SyntheticSettings(seed=3, num_images=16, min_side=128, max_side=320)
 ASPECTS = (1.0, 4 / 3, 3 / 2, 16 / 9)
@@ -71,6 +71,7 @@ def test_counts_ids_and_categories(small):
         {"id": 1, "name": "disc", "supercategory": "shape"},
         {"id": 2, "name": "square", "supercategory": "shape"},
         {"id": 3, "name": "triangle", "supercategory": "shape"},
+        {"id": 4, "name": "creature", "supercategory": "animal"},
     ]
     anns = data["annotations"]
     assert [a["id"] for a in anns] == list(range(1, len(anns) + 1))
@@ -155,3 +156,22 @@ def test_the_coco_reader_reads_it_with_exact_corners(small):
         assert row.category == names[ann["category_id"]]
         assert row.image_path == str(root / "images" / f"{ann['image_id'] - 1:06d}.jpg")
         assert Path(row.image_path).exists()
+
+
+def test_without_creatures_a_scene_draws_exactly_the_shapes_it_drew_before():
+    """The demo's data must not change because creatures exist: same random draws, same pixels."""
+    for seed in range(5):
+        scene = render_scene(np.random.default_rng(seed), 320, 240, SMALL)
+        shapes = render_image(np.random.default_rng(seed), 320, 240, SMALL.categories, 4)
+        assert scene[1] == shapes[1]
+        assert np.array_equal(np.asarray(scene[0]), np.asarray(shapes[0]))
+
+
+def test_creatures_and_shapes_mix_in_one_dataset(tmp_path):
+    settings = dataclasses.replace(SMALL, num_images=24, categories=("disc", "creature"))
+    data = generate(tmp_path, settings)
+    by_image: dict[int, set[int]] = {}
+    for a in data["annotations"]:
+        by_image.setdefault(a["image_id"], set()).add(a["category_id"])
+    assert {4} in by_image.values() and {1} in by_image.values()  # creature scenes, disc scenes
+    assert all(len(ids) == 1 for ids in by_image.values())  # never both in one image

@@ -33,6 +33,8 @@ DOWNSTREAM_OF_CROPS = {"crops_extract", "filters_apply", "shards_write"} | EVALU
 SWEEP = {"evaluate_reference", "train_run", "evaluate_sweep_run", "report_run", "sweep_compare"}
 EXPECTED_PLANS = {
     "demo": DATA_STAGES | EVALUATION,
+    "proxy64": DATA_STAGES | EVALUATION,
+    "proxy128": DATA_STAGES | EVALUATION,
     "demo_sweep": DATA_STAGES | SWEEP,
     "giraffe128": {
         "coco_annotations",
@@ -70,6 +72,22 @@ def test_bad_config_value_stops_with_its_name(tmp_path):
     proc = snakemake(tmp_path, "-n", "results/demo/samples.png", check=False)
     assert proc.returncode != 0
     assert "48" in proc.stdout + proc.stderr and "image_size" in proc.stdout + proc.stderr
+
+
+def test_a_named_synthetic_dataset_is_generated_apart_and_read_like_coco(tmp_path):
+    zoo = {"format": "synthetic", "num_images": 4, "categories": ["creature"], "max_side": 256}
+    experiment = {"sources": ["zoo"], "categories": ["creature"], "image_size": 32}
+    write_config(tmp_path, {"sources": {"zoo": zoo}, "experiments": {"zoo32": experiment}})
+    snakemake(tmp_path, "--cores", "1", "results/zoo32/boxes.parquet")
+    boxes = pd.read_parquet(tmp_path / "results/zoo32/boxes.parquet")
+    assert len(boxes) >= 4 and set(boxes["category"]) == {"creature"}
+    assert set(boxes["source"]) == {"zoo"} and boxes["box_id"].str.startswith("zoo:").all()
+    assert len(list((tmp_path / "resources/downloads/zoo/images").glob("*.jpg"))) == 4
+    assert not (tmp_path / "resources/downloads/synthetic").exists()  # the demo's is not made
+    bad = {"sources": {"zoo": {**zoo, "categories": ["unicorn"]}}}
+    write_config(tmp_path, {"sources": {"zoo": zoo}, "experiments": {"zoo32": experiment}}, bad)
+    proc = snakemake(tmp_path, "-n", "results/zoo32/boxes.parquet", check=False)
+    assert proc.returncode != 0 and "unicorn" in proc.stdout + proc.stderr
 
 
 def test_demo_end_to_end(demo_run):

@@ -41,12 +41,13 @@ def synthetic_dataset(smk) -> None:
 
 
 def synthetic_boxes(smk) -> None:
-    rejects = RecordRejects("synthetic")
+    name = smk.wildcards.synth  # the built-in synthetic, or a dataset named with format: synthetic
+    rejects = RecordRejects(name)
     frame = coco.read_boxes(
         Path(smk.input.annotations),
         Path(smk.params.images_dir),
         tuple(smk.params.categories),
-        "synthetic",
+        name,
         "train",
         rejects=rejects,
         bad_records=_bad_records(smk),

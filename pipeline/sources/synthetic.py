@@ -1,8 +1,10 @@
 """A small dataset in COCO format, generated offline and deterministically from a seed.
 
 JPEG photos of varied sizes and aspect ratios, each with a few boxed shapes (discs, squares,
-triangles) in varied colours on varied backgrounds (gradients, stripes, noise). It is read by the
-same code path that reads real COCO (`pipeline.sources.coco.read_boxes`).
+triangles) in varied colours on varied backgrounds (gradients, stripes, noise): the demo's data.
+The category `creature` draws instead scenes of articulated, textured animals in clutter
+(`pipeline.sources.synthetic_creatures`), a proxy as hard for a GAN as animals in photos. It is
+read by the same code path that reads real COCO (`pipeline.sources.coco.read_boxes`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline.io import write_bytes, write_json
 from pipeline.progress import progress
+from pipeline.sources import synthetic_creatures
+from pipeline.sources.synthetic_drawing import SUPERSAMPLE, Shape, background
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SyntheticSettings:
+    format: str = "synthetic"  # what a named dataset of this kind says it is
     seed: int = 7
     num_images: int = 1000
     categories: tuple[str, ...] = ("disc", "square", "triangle")
@@ -32,41 +37,8 @@ class SyntheticSettings:
     jpeg_quality: int = 92
 
 
-CATEGORY_IDS = {"disc": 1, "square": 2, "triangle": 3}
-SUPERSAMPLE = 2  # shapes are drawn at 2x and downsampled, for smooth edges
-
-
-@dataclass(frozen=True)
-class Shape:
-    category: str
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-
-def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
-    kind = rng.integers(3)
-    c0, c1 = rng.integers(20, 236, size=(2, 3))
-    if kind == 0:  # linear gradient at a random angle
-        angle = rng.uniform(0, np.pi)
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        t = xx * np.cos(angle) + yy * np.sin(angle)
-        t = (t - t.min()) / max(float(np.ptp(t)), 1.0)
-    elif kind == 1:  # soft stripes
-        period = rng.uniform(20, 80)
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        t = 0.5 + 0.5 * np.sin((xx + rng.uniform(0.3, 1.0) * yy) * 2 * np.pi / period)
-    else:  # smooth noise
-        small = rng.random((max(height // 32, 2), max(width // 32, 2)), dtype=np.float32)
-        t = np.asarray(
-            Image.fromarray((small * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC),
-            dtype=np.float32,
-        )
-        t = t / 255.0
-    rgb = c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]
-    noise = rng.normal(0, 6, size=rgb.shape)
-    return Image.fromarray(np.clip(rgb + noise, 0, 255).astype(np.uint8))
+CATEGORY_IDS = {"disc": 1, "square": 2, "triangle": 3, "creature": 4}
+SHAPES = ("disc", "square", "triangle")
 
 
 def _place(
@@ -104,7 +76,7 @@ def render_image(
     rng: np.random.Generator, width: int, height: int, categories: tuple[str, ...], max_objects: int
 ) -> tuple[Image.Image, list[Shape]]:
     """One image and its shapes' boxes (clipped to the image)."""
-    base = _background(rng, width, height)
+    base = background(rng, width, height)
     layer = Image.new("RGBA", (width * SUPERSAMPLE, height * SUPERSAMPLE), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     shapes, taken = [], []
@@ -121,6 +93,18 @@ def render_image(
     layer = layer.resize((width, height), Image.LANCZOS).filter(ImageFilter.SMOOTH)
     base.paste(layer, (0, 0), layer)
     return base, shapes
+
+
+def render_scene(
+    rng: np.random.Generator, width: int, height: int, s: SyntheticSettings
+) -> tuple[Image.Image, list[Shape]]:
+    """One image: a scene of creatures (as often as `creature` is among the categories, always
+    when it is the only one) or of shapes. Without creatures, the random draws are the shapes'
+    alone, so the demo's data does not change."""
+    shapes = tuple(c for c in s.categories if c in SHAPES)
+    if "creature" in s.categories and (not shapes or rng.integers(len(s.categories)) == 0):
+        return synthetic_creatures.render_image(rng, width, height, s.max_objects)
+    return render_image(rng, width, height, shapes, s.max_objects)
 
 
 def _image_size(rng: np.random.Generator, s: SyntheticSettings) -> tuple[int, int]:
@@ -141,7 +125,7 @@ def generate(settings: SyntheticSettings, images_dir: Path, annotations: Path) -
     images, anns = [], []
     for index in progress(range(settings.num_images), desc="synthetic images", unit="img"):
         width, height = _image_size(rng, settings)
-        image, shapes = render_image(rng, width, height, settings.categories, settings.max_objects)
+        image, shapes = render_scene(rng, width, height, settings)
         file_name = f"{index:06d}.jpg"
         write_bytes(_jpeg_bytes(image, settings.jpeg_quality), images_dir / file_name)
         image_id = index + 1
@@ -160,12 +144,13 @@ def generate(settings: SyntheticSettings, images_dir: Path, annotations: Path) -
                 }
             )
     data = {
-        "info": {"description": "synthetic shapes", "seed": settings.seed},
+        "info": {"description": "synthetic scenes", "seed": settings.seed},
         "licenses": [],
         "images": images,
         "annotations": anns,
         "categories": [
-            {"id": i, "name": n, "supercategory": "shape"} for n, i in CATEGORY_IDS.items()
+            {"id": i, "name": n, "supercategory": "shape" if n in SHAPES else "animal"}
+            for n, i in CATEGORY_IDS.items()
         ],
     }
     write_json(data, annotations)

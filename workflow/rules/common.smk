@@ -15,15 +15,20 @@ min_version("9.0")
 
 validate(config, "../../config/schema.yaml")
 
-# Sources: the built-in ones, and the user's named datasets in COCO format (pipeline/sources/).
+# Sources: the built-in ones, and named datasets (pipeline/sources/): the user's own in COCO
+# format (DATASETS), and generated ones (SYNTHETIC: the built-in synthetic and format: synthetic).
 BUILTIN_SOURCES = ["synthetic", "coco", "visual_genome", "openimages", "celeba", "ffhq"]
-DATASETS = sorted(name for name in config["sources"] if name not in BUILTIN_SOURCES)
+NAMED = sorted(name for name in config["sources"] if name not in BUILTIN_SOURCES)
+SYNTHETIC = ["synthetic"] + [
+    n for n in NAMED if config["sources"][n].get("format") == "synthetic"
+]
+DATASETS = [n for n in NAMED if n not in SYNTHETIC]
 for _name, _exp in config["experiments"].items():
-    _unknown = sorted(set(_exp["sources"]) - set(BUILTIN_SOURCES) - set(DATASETS))
+    _unknown = sorted(set(_exp["sources"]) - set(BUILTIN_SOURCES) - set(NAMED))
     if _unknown:
         raise ValueError(
             f"experiment {_name!r}: unknown source(s) {_unknown}; built-in: {BUILTIN_SOURCES}, "
-            f"named datasets under sources: {DATASETS or 'none'}"
+            f"named datasets under sources: {NAMED or 'none'}"
         )
 
 EXPERIMENTS = sorted(config["experiments"])
@@ -51,6 +56,7 @@ wildcard_constraints:
     exp=one_of(EXPERIMENTS),
     source="[a-z_]+",
     dataset=one_of(DATASETS),
+    synth=one_of(SYNTHETIC),
     run="[A-Za-z0-9][A-Za-z0-9_.+-]*",
 
 

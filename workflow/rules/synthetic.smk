@@ -1,20 +1,21 @@
-# The synthetic source: a COCO-format dataset generated offline from a seed, read like COCO.
+# Generated sources: the built-in synthetic one and datasets named with format: synthetic, each a
+# COCO-format dataset generated offline from a seed under downloads_dir, read like COCO.
 
 
 rule synthetic_dataset:
     output:
-        annotations=f"{DOWNLOADS}/synthetic/instances.json",
+        annotations=f"{DOWNLOADS}/{{synth}}/instances.json",
     log:
-        "logs/synthetic_dataset.log",
+        "logs/synthetic_dataset/{synth}.log",
     benchmark:
-        "logs/synthetic_dataset.benchmark.tsv"
+        "logs/synthetic_dataset/{synth}.benchmark.tsv"
     conda:
         ENV
     resources:
         mem_mb=1000,
     params:
-        settings=source_config("synthetic"),
-        images_dir=f"{DOWNLOADS}/synthetic/images",
+        settings=lambda wildcards: source_config(wildcards.synth),
+        images_dir=lambda wildcards: f"{DOWNLOADS}/{wildcards.synth}/images",
     script:
         RUN_SCRIPT
 
@@ -23,19 +24,19 @@ rule synthetic_boxes:
     input:
         annotations=rules.synthetic_dataset.output.annotations,
     output:
-        boxes="results/{exp}/sources/synthetic.parquet",
-        rejects=source_rejects("synthetic"),
+        boxes="results/{exp}/sources/{synth}.parquet",
+        rejects=source_rejects("{synth}"),
     log:
-        "logs/synthetic_boxes/{exp}.log",
+        "logs/synthetic_boxes/{exp}.{synth}.log",
     benchmark:
-        "logs/synthetic_boxes/{exp}.benchmark.tsv"
+        "logs/synthetic_boxes/{exp}.{synth}.benchmark.tsv"
     conda:
         ENV
     resources:
         mem_mb=1000,
     params:
         categories=exp_setting("categories"),
-        images_dir=f"{DOWNLOADS}/synthetic/images",
+        images_dir=lambda wildcards: f"{DOWNLOADS}/{wildcards.synth}/images",
         bad_records=config["bad_records"],
     script:
         RUN_SCRIPT
