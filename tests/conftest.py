@@ -157,3 +157,23 @@ def headless(chromium: str, profile: Path, width: int = 1400, height: int = 900)
         "--virtual-time-budget=20000",
         f"--window-size={width},{height}",
     ]
+
+
+@pytest.fixture(scope="session")
+def random_inception(tmp_path_factory) -> Path:
+    """The FID Inception network with random (He-initialised) weights, saved like the real ones:
+    the real 91 MB file cannot be downloaded here, and the pipeline must never fetch it."""
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
+        mp.setattr(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a: None)
+        model = tf_inception.FeatureExtractorInceptionV3("x", ["2048"])
+    torch.manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    path = tmp_path_factory.mktemp("weights") / "random-inception.pth"
+    torch.save(model.state_dict(), path)
+    return path

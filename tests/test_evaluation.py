@@ -149,25 +149,6 @@ def test_nearest_sheet_shows_the_copied_training_crop(tmp_path):
 # --- Inception weights -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def random_inception(tmp_path_factory) -> Path:
-    """The FID Inception network with random (He-initialised) weights, saved like the real ones:
-    the real 91 MB file cannot be downloaded here, and the pipeline must never fetch it."""
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
-        mp.setattr(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a: None)
-        model = tf_inception.FeatureExtractorInceptionV3("x", ["2048"])
-    torch.manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    path = tmp_path_factory.mktemp("weights") / "random-inception.pth"
-    torch.save(model.state_dict(), path)
-    return path
-
-
 def test_inception_fid_of_a_set_is_zero_against_itself_and_grows_with_noise(random_inception):
     extractor = Extractor.from_settings(EvalSettings(inception_weights=str(random_inception)))
     assert extractor.kind == "inception" and extractor.standard is False
