@@ -33,7 +33,15 @@ DATA = {
 # Small nets, short runs on 2 cores: bce ~35 s, hinge and lsgan ~55 s, wgan-gp ~2 min. Each loss
 # with the settings it is known to want (WGAN-GP learns slowest: a wider critic, larger batches and
 # higher learning rates reach the same bar in 2000 steps; LSGAN a faster generator).
-RUN = TrainSettings(
+RUN = TrainSettings(  # the DCGAN recipe, named in full: the schema's defaults may change
+    loss="bce",
+    d_norm="batch",
+    lr_g=2e-4,
+    lr_d=2e-4,
+    beta1=0.5,
+    beta2=0.999,
+    diffaugment=(),
+    ema_decay=0.0,
     steps=2000,
     batch_size=32,
     nz=32,
