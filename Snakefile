@@ -24,6 +24,21 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/sweep.smk"
 
 
+# On a cluster, compute nodes often have no internet: with local_downloads (profiles/slurm sets
+# it) the rules that download run where Snakemake runs, and the `downloads` resource caps them.
+if config["local_downloads"]:
+
+    localrules:
+        coco_annotations,
+        coco_boxes,
+        visual_genome_metadata,
+        visual_genome_boxes,
+        openimages_metadata,
+        openimages_boxes,
+        celeba_boxes,
+        ffhq_boxes,
+
+
 rule all:
     default_target: True
     input:
