@@ -56,8 +56,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline.boxes import normalise
 from pipeline.config import CropSettings
-from pipeline.crops import crop_id, extract_crops, plan, precheck, square_region
-from pipeline.records import REJECT_COLUMNS
+from pipeline.crops import crop_id, extract_crops, open_reduced, plan, precheck, square_region
+from pipeline.records import rejects_frame
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = CropSettings(margin=0.1, min_box_side=32)
@@ -244,12 +244,10 @@ def decode_tasks(
 
 
 def decode_one(task: tuple[str, int, int, float, bool]) -> int:
-    """Decode as the crop stage does (reduced scale when the crops allow), to RGB; nothing else."""
+    """Decode as the crop stage does (its own `open_reduced`: reduced scale when the crops allow,
+    RGB); nothing else."""
     path, width, height, scale, draft = task
-    with Image.open(path) as image:
-        if draft and image.format == "JPEG" and scale < 0.5:
-            image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
-        rgb = image.convert("RGB")
+    rgb, _ = open_reduced(Path(path), width, height, scale, draft)
     return rgb.width * rgb.height
 
 
@@ -279,9 +277,7 @@ def write_workdir(workdir: Path, boxes: pd.DataFrame, experiment: dict | None = 
     results = workdir / "results" / EXPERIMENT
     results.mkdir(parents=True, exist_ok=True)
     boxes.to_parquet(results / "boxes.parquet", index=False)
-    pd.DataFrame({c: pd.Series(dtype="string") for c in REJECT_COLUMNS}).to_parquet(
-        results / "record_rejects.parquet", index=False
-    )
+    rejects_frame([]).to_parquet(results / "record_rejects.parquet", index=False)
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
@@ -334,6 +330,14 @@ def run_job(workdir: Path, rule: str, target: str, cores: int, env: dict | None 
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     job = float(pd.read_csv(bench, sep="\t")["s"].iloc[0])
     return {"wall": wall, "job": job, "stage": stage_seconds(log, rule)}
+
+
+def median_job(
+    workdir: Path, rule: str, target: str, cores: int, repeat: int, env: dict | None = None
+) -> dict:
+    """`run_job` `repeat` times: the median of each of its times."""
+    runs = [run_job(workdir, rule, target, cores, env) for _ in range(repeat)]
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 # --- timing and the table -----------------------------------------------------------------------
@@ -408,8 +412,7 @@ def bench_size(args, label: str, width: int, height: int, base: Path, work: Path
     target = f"results/{EXPERIMENT}/crops.parquet"
     jobs = {}
     for cores in sorted({1, n}):
-        runs = [run_job(workdir, "crops_extract", target, cores) for _ in range(args.repeat)]
-        jobs[cores] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        jobs[cores] = median_job(workdir, "crops_extract", target, cores, args.repeat)
         j = jobs[cores]
         table.line(f"snakemake crop job, --cores {cores}: whole call", j["wall"])
         table.line("  the job (Snakemake's benchmark file)", j["job"])

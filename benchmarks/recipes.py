@@ -36,7 +36,6 @@ import json
 import logging
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from crops import snakemake_cmd
 
 from pipeline.config import TrainSettings
 from pipeline.gan.data import load_split
@@ -54,6 +54,8 @@ from pipeline.gan.train import train
 from pipeline.metrics.features import pixel_features
 from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.swd import sliced_wasserstein
+from pipeline.plots import read_stats
+from pipeline.shards import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 STABLE = {
@@ -103,16 +105,16 @@ def build_shards(workdir: Path, sizes: list[int], images: int | None) -> dict[in
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     (workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     targets = [f"results/proxy{size}/shards" for size in sizes]
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-    args = [*cmd, "--directory", str(workdir), "--cores", "2", *targets, "--quiet", "progress"]
-    subprocess.run(args, check=True)
+    subprocess.run(
+        snakemake_cmd(workdir, "--cores", "2", *targets, "--quiet", "progress"), check=True
+    )
     return {size: workdir / f"results/proxy{size}/shards" for size in sizes}
 
 
 def subset(shards: Path, out: Path, count: int) -> Path:
     """The shards with only `count` training crops (seeded pick; the held-out ones all kept): the
     same proxy with less data, where a discriminator overfits within a CPU's budget."""
-    manifest = json.loads((shards / "manifest.json").read_text())
+    manifest = read_manifest(shards)
     crops = load_split(shards, "train").permute(0, 2, 3, 1).numpy()
     pick = np.random.default_rng(0).permutation(len(crops))[:count]
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +143,18 @@ def steps_for(shards: Path, out: Path, s: TrainSettings, size: int, budget: floa
     return max(20, int(budget * 20 / seconds))
 
 
-def measure(shards: Path, out: Path, recipe: dict, size: int, budget: float) -> dict:
+def real_reference(shards: Path) -> tuple[torch.Tensor, float]:
+    """What every recipe on these shards is measured against, computed once: 512 held-out crops
+    and the real-vs-real SWD floor (held-out against training crops, `eval_images` of BASE)."""
+    holdout, crops = load_split(shards, "holdout"), load_split(shards, "train")
+    real, _ = real_sets(holdout, crops, 512, 1)
+    floor = sliced_wasserstein(*real_sets(holdout, crops, BASE.eval_images, 0))["swd_mean"]
+    return real, floor
+
+
+def measure(shards: Path, out: Path, recipe: dict, size: int, budget: float, reference) -> dict:
+    """One recipe's row, measured against `reference`: `real_reference` of the shards."""
+    real, floor = reference
     shutil.rmtree(out, ignore_errors=True)  # no resuming from an earlier benchmark's checkpoint
     s = replace(BASE, **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()})
     steps = steps_for(shards, out, s, size, budget)
@@ -153,9 +166,7 @@ def measure(shards: Path, out: Path, recipe: dict, size: int, budget: float) -> 
         trainer, seconds = run(shards, out / "run", s, size)
     finally:
         logging.getLogger("pipeline.gan").removeHandler(alarms)
-    evals = [json.loads(line) for line in (out / "run/evals.jsonl").read_text().splitlines()]
-    holdout, crops = load_split(shards, "holdout"), load_split(shards, "train")
-    real, _ = real_sets(holdout, crops, 512, 1)
+    evals = read_stats(out / "run/evals.jsonl")
     with trainer.sampling() as generator:
         fake = generate(generator, len(real), 1)
     save_grid(fake[:64], out.parent / f"{out.name}.png", nrow=8)
@@ -163,7 +174,7 @@ def measure(shards: Path, out: Path, recipe: dict, size: int, budget: float) -> 
     return {
         "swd": evals[-1]["swd"],
         "best_swd": min(e["swd"] for e in evals),
-        "floor": sliced_wasserstein(*real_sets(holdout, crops, s.eval_images, 0))["swd_mean"],
+        "floor": floor,
         **pr,
         "d_wins_alarms": alarms.d_wins,
         "collapse_alarms": alarms.collapse,
@@ -205,18 +216,19 @@ def main() -> None:
             k: subset(v, args.workdir / f"subset{k}", args.train_crops) for k, v in shards.items()
         }
     rows = []
+    tag = f"_{args.train_crops}crops" if args.train_crops else ""
     for size in sizes:
-        print(f"{size} px: {len(load_split(shards[size], 'train'))} training crops", flush=True)
+        count = read_manifest(shards[size])["counts"]["train"]
+        print(f"{size} px: {count} training crops", flush=True)
+        reference = real_reference(shards[size])
         for name in names:
-            tag = f"_{args.train_crops}crops" if args.train_crops else ""
             out = args.workdir / "grids" / f"{size}_{name}{tag}"
             row = {"size": size, "recipe": name}
-            row.update(measure(shards[size], out, RECIPES[name], size, args.budget))
+            row.update(measure(shards[size], out, RECIPES[name], size, args.budget, reference))
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(f"\n{torch.get_num_threads()} threads, budget {args.budget:.0f} s per run\n")
     print(table(rows))
-    tag = f"_{args.train_crops}crops" if args.train_crops else ""
     (args.workdir / f"recipes{tag}.json").write_text(json.dumps(rows, indent=1))
 
 

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,16 @@ from crops import (
     corpus_dir,
     describe,
     make_corpus,
+    median_job,
     run_job,
     timed,
     write_workdir,
 )
 from PIL import Image
 
+from pipeline.config import ShardSettings
 from pipeline.filters import FilterSettings, apply_filters
+from pipeline.shards import make_shards
 
 FIFTYONE = r"""
 import json, sys, time
@@ -110,12 +112,49 @@ def fiftyone_lines(workdir: Path, results: Path, repeat: int) -> None:
     )
     line("limit: insert bare samples (file path only)", got["bare"], n, None)
     line("build_dataset in-process (database running)", got["build"], n, got["bare"])
-    runs = [
-        run_job(workdir, "curate_dataset", f"results/{EXPERIMENT}/curate/dataset.json", 2, env)
-        for _ in range(repeat)
-    ]
-    job_lines({k: statistics.median(r[k] for r in runs) for k in runs[0]}, n, got["bare"])
+    target = f"results/{EXPERIMENT}/curate/dataset.json"
+    job_lines(median_job(workdir, "curate_dataset", target, 2, repeat, env), n, got["bare"])
     print("  (the job's stage includes importing FiftyOne and starting its database)")
+
+
+def filter_lines(workdir: Path, results: Path, scratch: Path, count: int, args) -> None:
+    header("filters (pipeline.filters.apply_filters)")
+    t_limit, _ = timed(
+        lambda: (pd.read_parquet(results / "crops.parquet"),
+                 pd.read_parquet(results / "boxes.parquet")),
+        args.repeat,
+    )  # fmt: skip
+    line("limit: read the crops and boxes tables", t_limit, count, None)
+    t_stage, table = timed(
+        lambda: apply_filters(results / "crops.parquet", results / "boxes.parquet", results,
+                              scratch / "filters.parquet", scratch / "sheets", FilterSettings()),
+        args.repeat,
+        lambda: shutil.rmtree(scratch, ignore_errors=True),
+    )  # fmt: skip
+    rejected = int((~table["accepted"]).sum())
+    line(f"apply_filters in-process ({rejected} rejected)", t_stage, count, t_limit)
+    target = f"results/{EXPERIMENT}/filters.parquet"
+    job_lines(median_job(workdir, "filters_apply", target, args.workers, args.repeat), count,
+              t_limit)  # fmt: skip
+
+
+def shard_lines(workdir: Path, results: Path, scratch: Path, args) -> None:
+    header("shards (pipeline.shards.make_shards)")
+    decisions = pd.read_parquet(results / "filters.parquet")
+    accepted = [results / p for p in decisions.loc[decisions["accepted"], "path"]]
+    count = len(accepted)
+    t_limit, _ = timed(lambda: read_pngs(accepted), args.repeat)
+    line(f"limit: decode the {count} accepted PNGs", t_limit, count, None)
+    t_stage, _ = timed(
+        lambda: make_shards(results / "filters.parquet", results / "rejects.parquet", None,
+                            results, scratch / "shards", ShardSettings(), CROP_SIZE, 0),
+        args.repeat,
+        lambda: shutil.rmtree(scratch / "shards", ignore_errors=True),
+    )  # fmt: skip
+    line("make_shards in-process", t_stage, count, t_limit)
+    target = f"results/{EXPERIMENT}/shards"
+    job_lines(median_job(workdir, "shards_write", target, args.workers, args.repeat), count,
+              t_limit)  # fmt: skip
 
 
 def main() -> None:
@@ -146,58 +185,13 @@ def main() -> None:
         write_workdir(workdir, boxes)
         results = workdir / "results" / EXPERIMENT
         crop_job = run_job(workdir, "crops_extract", f"results/{EXPERIMENT}/crops.parquet", n)
-        crops = pd.read_parquet(results / "crops.parquet")
-        count = len(crops)
+        count = len(pd.read_parquet(results / "crops.parquet"))
         print(
             f"crop job (--cores {n}): {count} crops of {CROP_SIZE} px in {crop_job['wall']:.2f} s "
             f"(stage {crop_job['stage']:.2f} s)"
         )
-
-        header("filters (pipeline.filters.apply_filters)")
-        t_limit, _ = timed(
-            lambda: (pd.read_parquet(results / "crops.parquet"),
-                     pd.read_parquet(results / "boxes.parquet")),
-            args.repeat,
-        )  # fmt: skip
-        line("limit: read the crops and boxes tables", t_limit, count, None)
-        t_stage, table = timed(
-            lambda: apply_filters(results / "crops.parquet", results / "boxes.parquet", results,
-                                  scratch / "filters.parquet", scratch / "sheets",
-                                  FilterSettings()),
-            args.repeat,
-            lambda: shutil.rmtree(scratch, ignore_errors=True),
-        )  # fmt: skip
-        rejected = int((~table["accepted"]).sum())
-        line(f"apply_filters in-process ({rejected} rejected)", t_stage, count, t_limit)
-        runs = [
-            run_job(workdir, "filters_apply", f"results/{EXPERIMENT}/filters.parquet", n)
-            for _ in range(args.repeat)
-        ]
-        job_lines({k: statistics.median(r[k] for r in runs) for k in runs[0]}, count, t_limit)
-
-        header("shards (pipeline.shards.make_shards)")
-        decisions = pd.read_parquet(results / "filters.parquet")
-        accepted = [results / p for p in decisions.loc[decisions["accepted"], "path"]]
-        t_limit, _ = timed(lambda: read_pngs(accepted), args.repeat)
-        line(f"limit: decode the {len(accepted)} accepted PNGs", t_limit, len(accepted), None)
-        from pipeline.config import ShardSettings  # noqa: I001 (pipeline.shards loads torch)
-        from pipeline.shards import make_shards
-
-        t_stage, _ = timed(
-            lambda: make_shards(results / "filters.parquet", results / "rejects.parquet", None,
-                                results, scratch / "shards", ShardSettings(), CROP_SIZE, 0),
-            args.repeat,
-            lambda: shutil.rmtree(scratch / "shards", ignore_errors=True),
-        )  # fmt: skip
-        line("make_shards in-process", t_stage, len(accepted), t_limit)
-        runs = [
-            run_job(workdir, "shards_write", f"results/{EXPERIMENT}/shards", n)
-            for _ in range(args.repeat)
-        ]
-        job_lines(
-            {k: statistics.median(r[k] for r in runs) for k in runs[0]}, len(accepted), t_limit
-        )
-
+        filter_lines(workdir, results, scratch, count, args)
+        shard_lines(workdir, results, scratch, args)
         if args.no_fiftyone:
             print("\nFiftyOne: skipped (--no-fiftyone)")
         else:

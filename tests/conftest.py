@@ -62,11 +62,9 @@ def write_config(workdir: Path, *overrides: dict) -> Path:
     return path
 
 
-def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: float = 600, **popen
-) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's workflow inside `workdir` (its config/config.yaml)."""
-    cmd = [
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The command line of Snakemake on the repository's workflow inside `workdir`."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -76,6 +74,13 @@ def snakemake(
         str(workdir),
         *args,
     ]
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float = 600, **popen
+) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's workflow inside `workdir` (its config/config.yaml)."""
+    cmd = snakemake_command(workdir, *args)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **popen)
     if check and proc.returncode != 0:

@@ -126,6 +126,16 @@ def instances(images=None, annotations=None, categories=None, **extra) -> dict:
     }
 
 
+def as_loaded(data: dict) -> dict:
+    """What load_instances keeps of `data`: images and categories whole, annotations' box fields
+    (other top-level keys, such as info and licenses, are dropped)."""
+    keys = ("id", "image_id", "category_id", "bbox")
+    annotations = [
+        {**{k: a.get(k) for k in keys}, "iscrowd": a.get("iscrowd", 0)} for a in data["annotations"]
+    ]
+    return {"images": data["images"], "annotations": annotations, "categories": data["categories"]}
+
+
 def write_instances(path: Path, data: dict | None = None, **parts) -> Path:
     path.write_text(json.dumps(instances(**parts) if data is None else data))
     return path

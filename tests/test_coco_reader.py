@@ -19,7 +19,14 @@ from pipeline.sources.coco import (
     read_boxes,
     wanted_categories,
 )
-from tests.fixtures import ANNOTATIONS, CATEGORIES, IMAGES, instances, write_instances
+from tests.fixtures import (
+    ANNOTATIONS,
+    CATEGORIES,
+    IMAGES,
+    as_loaded,
+    instances,
+    write_instances,
+)
 
 
 def read(path: Path, image_dir: Path, categories=("giraffe",), **kwargs):
@@ -110,15 +117,6 @@ def test_wanted_categories_map_ids_to_the_canonical_name(tmp_path):
     assert wanted == {24: "zebra", 25: "giraffe", 1: "person"}
 
 
-def slim(data: dict) -> dict:
-    """What load_instances keeps: images and categories whole, annotations' box fields."""
-    keys = ("id", "image_id", "category_id", "bbox")
-    annotations = [
-        {**{k: a.get(k) for k in keys}, "iscrowd": a.get("iscrowd", 0)} for a in data["annotations"]
-    ]
-    return {**data, "annotations": annotations}
-
-
 def test_load_instances_returns_the_parsed_file_with_the_box_fields(tmp_path):
     data = instances()
     data["annotations"] = [
@@ -126,7 +124,7 @@ def test_load_instances_returns_the_parsed_file_with_the_box_fields(tmp_path):
     ]
     path = write_instances(tmp_path / "i.json", data=data)
     loaded = load_instances(path)
-    assert loaded == slim(data)
+    assert loaded == as_loaded(data)
     assert "segmentation" not in loaded["annotations"][0]
 
 

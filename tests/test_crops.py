@@ -105,33 +105,34 @@ def grid(height: int, width: int) -> np.ndarray:
     return np.repeat((10 * yy + xx)[..., None], 3, axis=2).astype(np.uint8)
 
 
+def cut_pixels(pixels: np.ndarray, region: Region, *args) -> np.ndarray:
+    """`cut` of the image with these pixels, as an array."""
+    return np.asarray(cut(Image.fromarray(pixels), region, *args))
+
+
 def test_cut_inside_the_image_is_the_exact_window():
     pixels = grid(8, 9)
-    out = np.asarray(cut(Image.fromarray(pixels), Region(2, 1, 5), 1.0, 1.0, 5, "reflect"))
+    out = cut_pixels(pixels, Region(2, 1, 5), 1.0, 1.0, 5, "reflect")
     assert np.array_equal(out, pixels[1:6, 2:7])
 
 
 def test_cut_maps_source_coordinates_through_the_decode_scale():
     pixels = grid(8, 9)  # as if decoded at half the stored size
-    out = np.asarray(cut(Image.fromarray(pixels), Region(4, 2, 10), 0.5, 0.5, 5, "reflect"))
+    out = cut_pixels(pixels, Region(4, 2, 10), 0.5, 0.5, 5, "reflect")
     assert np.array_equal(out, pixels[1:6, 2:7])
 
 
 def test_cut_past_the_border_reflects():
     pixels = grid(4, 5)
     # x from -2 to 3, y from -1 to 4 (one row past the bottom)
-    out = np.asarray(cut(Image.fromarray(pixels), Region(-2, -1, 6), 1.0, 1.0, 6, "reflect"))[
-        ..., 0
-    ]
+    out = cut_pixels(pixels, Region(-2, -1, 6), 1.0, 1.0, 6, "reflect")[..., 0]
     rows, cols = [1, 0, 1, 2, 3, 2], [2, 1, 0, 1, 2, 3]
     assert np.array_equal(out, 10 * np.array(rows)[:, None] + np.array(cols)[None, :])
 
 
 def test_cut_past_the_border_pads_with_zeros_in_constant_mode():
     pixels = grid(4, 5) + 100
-    out = np.asarray(cut(Image.fromarray(pixels), Region(-2, -1, 6), 1.0, 1.0, 6, "constant"))[
-        ..., 0
-    ]
+    out = cut_pixels(pixels, Region(-2, -1, 6), 1.0, 1.0, 6, "constant")[..., 0]
     assert (out[0] == 0).all() and (out[-1] == 0).all() and (out[:, :2] == 0).all()
     assert np.array_equal(out[1:5, 2:6], pixels[0:4, 0:4, 0])
 
@@ -140,15 +141,13 @@ def test_cut_past_the_border_pads_with_zeros_in_constant_mode():
 def test_cut_of_a_region_larger_than_the_image_is_size_by_size(mode):
     pixels = np.full((40, 60, 3), 200, dtype=np.uint8)
     for region in (Region(-10, -20, 50), Region(-100, -100, 300), Region(50, 30, 45)):
-        out = np.asarray(cut(Image.fromarray(pixels), region, 1.0, 1.0, 16, mode))
+        out = cut_pixels(pixels, region, 1.0, 1.0, 16, mode)
         assert out.shape == (16, 16, 3) and out.dtype == np.uint8
         if mode == "constant":  # black where past the border, grey inside
             assert out.min() < 10 and out.max() > 150
         else:
             assert (out == 200).all()
-    assert (
-        np.asarray(cut(Image.fromarray(pixels), Region(5, 5, 20), 1.0, 1.0, 16, mode)) == 200
-    ).all()
+    assert (cut_pixels(pixels, Region(5, 5, 20), 1.0, 1.0, 16, mode) == 200).all()
 
 
 # --- the stage on pictures ----------------------------------------------------------------------

@@ -17,14 +17,13 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY_DEMO, dry_run, write_config
+from tests.conftest import REPO, TINY_DEMO, dry_run, snakemake_command, write_config
 from tests.test_coco_source import serve_coco, workflow_config
 
 pytestmark = pytest.mark.slow
@@ -60,13 +59,12 @@ def profile_partition(rule: str) -> str:
 
 
 def run_through_slurm(workdir: Path, state: Path, *targets: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--profile", str(PROFILE),
+    cmd = snakemake_command(
+        workdir, "--profile", str(PROFILE),
         # a 2-CPU node: jobs capped at its CPUs; status polled soon (the demo's jobs are short)
         "--max-threads", "2", "--slurm-init-seconds-before-status-checks", "5",
         "--seconds-between-status-checks", "5", "--latency-wait", "5", *targets,
-    ]  # fmt: skip
+    )  # fmt: skip
     env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -99,6 +97,7 @@ def test_the_demo_runs_through_the_slurm_profile_one_job_per_rule(cluster, tmp_p
     cpu_only = {"experiments": {"demo": {"train": {"gpus": 0}}}}  # the profile's advice
     write_config(tmp_path, TINY_DEMO, cpu_only)
     planned = dry_run(tmp_path, "results/demo/report.html")
+    assert {"crops_extract", "train_gan", "report_experiment"} <= set(planned), planned
     run_through_slurm(tmp_path, cluster, "results/demo/report.html")
     assert (tmp_path / "results/demo/report.html").stat().st_size > 10_000
     jobs = finished_jobs(cluster, tmp_path)

@@ -12,7 +12,8 @@ from PIL import Image
 
 from pipeline.sources import synthetic
 from pipeline.sources.coco import load_instances, read_boxes
-from pipeline.sources.synthetic import SyntheticSettings, render_image, render_scene
+from pipeline.sources.synthetic import Shape, SyntheticSettings, render_image, render_scene
+from tests.fixtures import as_loaded
 
 SMALL = SyntheticSettings(seed=3, num_images=16, min_side=128, max_side=320)
 ASPECTS = (1.0, 4 / 3, 3 / 2, 16 / 9)
@@ -56,8 +57,7 @@ def test_the_json_on_disk_is_what_generate_returns(small):
     root, data = small
     assert json.loads((root / "instances.json").read_text()) == data
     loaded = load_instances(root / "instances.json")  # passes the COCO reader's checks
-    assert loaded["images"] == data["images"] and loaded["categories"] == data["categories"]
-    assert len(loaded["annotations"]) == len(data["annotations"])
+    assert loaded == as_loaded(data)
 
 
 def test_counts_ids_and_categories(small):
@@ -158,13 +158,25 @@ def test_the_coco_reader_reads_it_with_exact_corners(small):
         assert Path(row.image_path).exists()
 
 
+# seed 0's shapes at 320 x 240, as drawn before creatures existed (commit b7908e2)
+SEED_0_SHAPES = [
+    Shape("square", 96.55, 149.79, 172.6, 225.84),
+    Shape("disc", 52.89, 29.64, 160.52, 137.28),
+    Shape("triangle", 0.0, 177.13, 54.91, 238.43),
+    Shape("disc", 235.27, 124.22, 283.05, 172.01),
+]
+
+
 def test_without_creatures_a_scene_draws_exactly_the_shapes_it_drew_before():
     """The demo's data must not change because creatures exist: same random draws, same pixels."""
     for seed in range(5):
-        scene = render_scene(np.random.default_rng(seed), 320, 240, SMALL)
-        shapes = render_image(np.random.default_rng(seed), 320, 240, SMALL.categories, 4)
+        scene_rng, shapes_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        scene = render_scene(scene_rng, 320, 240, SMALL)
+        shapes = render_image(shapes_rng, 320, 240, SMALL.categories, 4)
         assert scene[1] == shapes[1]
         assert np.array_equal(np.asarray(scene[0]), np.asarray(shapes[0]))
+        assert scene_rng.bit_generator.state == shapes_rng.bit_generator.state  # no draw more
+    assert render_scene(np.random.default_rng(0), 320, 240, SMALL)[1] == SEED_0_SHAPES
 
 
 def test_creatures_and_shapes_mix_in_one_dataset(tmp_path):

@@ -40,6 +40,13 @@ BUILTIN_RULES = {
 }
 
 
+def test_the_built_in_rules_are_those_of_every_built_in_source():
+    """assert_nothing_downloaded checks against these: an empty set would let anything pass."""
+    sources = ("synthetic", "coco", "visual_genome", "openimages", "celeba", "ffhq")
+    assert {rule.rsplit("_", 1)[0] for rule in BUILTIN_RULES} == set(sources)
+    assert {"coco_annotations", "coco_boxes", "synthetic_dataset"} <= BUILTIN_RULES
+
+
 def needs_fiftyone():
     pytest.importorskip("fiftyone", reason="FiftyOne exports this layout: pip install -e '.[dev]'")
 

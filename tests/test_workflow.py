@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,14 @@ import yaml
 from PIL import Image
 
 from pipeline.crops import REASONS
-from tests.conftest import CONFIG, REPO, TINY_DEMO, dry_run, snakemake, write_config
+from tests.conftest import (
+    CONFIG,
+    TINY_DEMO,
+    dry_run,
+    snakemake,
+    snakemake_command,
+    write_config,
+)
 
 DATA_STAGES = {
     "synthetic_dataset",
@@ -77,7 +83,8 @@ def test_bad_config_value_stops_with_its_name(tmp_path):
 def test_a_named_synthetic_dataset_is_generated_apart_and_read_like_coco(tmp_path):
     zoo = {"format": "synthetic", "num_images": 4, "categories": ["creature"], "max_side": 256}
     experiment = {"sources": ["zoo"], "categories": ["creature"], "image_size": 32}
-    write_config(tmp_path, {"sources": {"zoo": zoo}, "experiments": {"zoo32": experiment}})
+    config = {"sources": {"zoo": zoo}, "experiments": {"zoo32": experiment}}
+    write_config(tmp_path, config)
     snakemake(tmp_path, "--cores", "1", "results/zoo32/boxes.parquet")
     boxes = pd.read_parquet(tmp_path / "results/zoo32/boxes.parquet")
     assert len(boxes) >= 4 and set(boxes["category"]) == {"creature"}
@@ -85,7 +92,7 @@ def test_a_named_synthetic_dataset_is_generated_apart_and_read_like_coco(tmp_pat
     assert len(list((tmp_path / "resources/downloads/zoo/images").glob("*.jpg"))) == 4
     assert not (tmp_path / "resources/downloads/synthetic").exists()  # the demo's is not made
     bad = {"sources": {"zoo": {**zoo, "categories": ["unicorn"]}}}
-    write_config(tmp_path, {"sources": {"zoo": zoo}, "experiments": {"zoo32": experiment}}, bad)
+    write_config(tmp_path, config, bad)
     proc = snakemake(tmp_path, "-n", "results/zoo32/boxes.parquet", check=False)
     assert proc.returncode != 0 and "unicorn" in proc.stdout + proc.stderr
 
@@ -193,18 +200,7 @@ def test_killed_training_resumes_from_checkpoint(demo_copy):
             path.unlink()
     long_run = {"experiments": {"demo": {"train": {"steps": 100000, "checkpoint_every": 20}}}}
     write_config(demo_copy, TINY_DEMO, long_run)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(demo_copy),
-        "--cores",
-        "2",
-        "results/demo/train/model.pt",
-    ]
+    cmd = snakemake_command(demo_copy, "--cores", "2", "results/demo/train/model.pt")
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

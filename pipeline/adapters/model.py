@@ -4,6 +4,7 @@ train_run, evaluate_run and evaluate_sweep_run); the report rules have pipeline/
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from pipeline import evaluate, reference, report, sweep
@@ -40,17 +41,15 @@ def evaluate_reference(smk) -> None:
 
 
 def evaluate_run(smk) -> None:
-    out = smk.output
+    # The rule's outputs are named as the fields of EvalOutputs.
+    out = {f.name: Path(getattr(smk.output, f.name)) for f in fields(evaluate.EvalOutputs)}
     evaluate.evaluate(
         Path(smk.input.model),
         Path(smk.input.shards),
         Path(smk.input.stats),
         Path(smk.input.reference),
         Path(smk.input.evals),
-        evaluate.EvalOutputs(
-            *(Path(p) for p in (out.samples, out.metrics, out.losses, out.interpolation)),
-            *(Path(p) for p in (out.nearest, out.distances, out.curve)),
-        ),
+        evaluate.EvalOutputs(**out),
         from_dict(EvalSettings, smk.params.evaluate),
         smk.params.seed,
         smk.threads,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ class BoxTable:
     categories: list[dict]  # the file's categories (id, name)
     counts: dict[str, int]  # bad records per reason (the limit counts these)
     examples: dict[str, list[str]]  # first details per reason
+
+
+META = ("records", "categories", "counts", "examples")  # the fields kept in the table's JSON
 
 
 @dataclass(frozen=True)
@@ -122,17 +126,12 @@ def box_table(path: Path, key: TableKey, cache_dir: Path | None) -> BoxTable:
     boxes_path, rejects_path = Path(f"{stem}.boxes.parquet"), Path(f"{stem}.rejects.parquet")
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        parts = meta["records"], meta["categories"], meta["counts"], meta["examples"]
-        return BoxTable(pd.read_parquet(boxes_path), pd.read_parquet(rejects_path), *parts)
+        parts = {name: meta[name] for name in META}
+        return BoxTable(pd.read_parquet(boxes_path), pd.read_parquet(rejects_path), **parts)
     table = build(path, key)
     write_parquet(table.boxes, boxes_path)
     write_parquet(table.rejects, rejects_path)
-    meta = {
-        "records": table.records,
-        "categories": table.categories,
-        "counts": table.counts,
-        "examples": table.examples,
-    }
+    meta = {name: getattr(table, name) for name in META}
     write_json({**meta, "file": str(path), "key": key.__dict__}, meta_path)  # written last
     log.info("%s: box table kept in %s for later reads", path, cache_dir)
     return table
@@ -149,9 +148,8 @@ def select(
     known categories counted, not listed); stop above `bad_records.max_fraction`."""
     wanted = set(wanted_categories({"categories": table.categories}, categories, path).values())
     concerns = table.rejects["category"].isin(wanted) | (table.rejects["category"] == "")
-    bad = RecordRejects(source="", rows=table.rejects[concerns].to_dict("records"))  # rows name it
-    bad.counts.update(table.counts)
-    bad.examples = {reason: list(details) for reason, details in table.examples.items()}
+    rows = table.rejects[concerns].to_dict("records")  # the rows name their source
+    bad = RecordRejects("", rows, Counter(table.counts), table.examples)
     bad.check(table.records, bad_records, str(path))
     if rejects is not None:
         rejects.extend(bad)

@@ -162,6 +162,11 @@ def downloaded(name):
     return f"{DOWNLOADS}/{name}"
 
 
+def synthetic_images(wildcards):
+    """Where a generated dataset's images are written, and read from."""
+    return f"{downloaded(wildcards.synth)}/images"
+
+
 def local_files(name, relpaths):
     """The files of a source's local_dir, as inputs (changing one reruns the source), or none."""
     root = source_config(name).get("local_dir")

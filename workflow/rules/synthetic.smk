@@ -4,7 +4,7 @@
 
 rule synthetic_dataset:
     output:
-        annotations=f"{DOWNLOADS}/{{synth}}/instances.json",
+        annotations=f"{downloaded('{synth}')}/instances.json",
     log:
         "logs/synthetic_dataset/{synth}.log",
     benchmark:
@@ -15,7 +15,7 @@ rule synthetic_dataset:
         mem_mb=1000,
     params:
         settings=lambda wildcards: source_config(wildcards.synth),
-        images_dir=lambda wildcards: f"{DOWNLOADS}/{wildcards.synth}/images",
+        images_dir=synthetic_images,
     script:
         RUN_SCRIPT
 
@@ -36,7 +36,7 @@ rule synthetic_boxes:
         mem_mb=1000,
     params:
         categories=exp_setting("categories"),
-        images_dir=lambda wildcards: f"{DOWNLOADS}/{wildcards.synth}/images",
+        images_dir=synthetic_images,
         bad_records=config["bad_records"],
     script:
         RUN_SCRIPT
