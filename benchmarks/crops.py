@@ -56,7 +56,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline.boxes import normalise
 from pipeline.config import CropSettings
-from pipeline.crops import crop_id, extract_crops, open_reduced, plan, precheck, square_region
+from pipeline.crops import crop_id, extract_crops, plan, precheck, square_region
+from pipeline.image_files import open_reduced
 from pipeline.records import rejects_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,7 +238,7 @@ def decode_tasks(
     """One task per image with a crop: its path, size, and the scale its largest crop needs."""
     by_image, _ = plan(boxes, s, size)
     tasks = []
-    for (path, width, height), group in sorted(by_image.items()):
+    for (path, width, height, _), group in sorted(by_image.items()):
         regions = [square_region(b["x0"], b["y0"], b["x1"], b["y1"], s) for b in group]
         tasks.append((path, width, height, max(size / r.side for r in regions), draft))
     return tasks
@@ -247,7 +248,7 @@ def decode_one(task: tuple[str, int, int, float, bool]) -> int:
     """Decode as the crop stage does (its own `open_reduced`: reduced scale when the crops allow,
     RGB); nothing else."""
     path, width, height, scale, draft = task
-    rgb, _ = open_reduced(Path(path), width, height, scale, draft)
+    rgb = open_reduced(Path(path), width, height, scale, draft).image
     return rgb.width * rgb.height
 
 
@@ -388,7 +389,7 @@ def bench_size(args, label: str, width: int, height: int, base: Path, work: Path
     def ours(workers: int, draft: bool) -> Callable[[], object]:
         settings = dataclasses.replace(s, jpeg_draft=draft)
         return lambda: extract_crops(boxes_path, work / "crops", work / "crops.parquet",
-                                     work / "rejects.parquet", settings, CROP_SIZE, workers)  # fmt: skip
+                                     work / "rejects.parquet", settings, CROP_SIZE, workers=workers)  # fmt: skip
 
     # warm the page cache, so the first line pays no more disk reads than the others
     decode_only(decode_tasks(boxes, s, CROP_SIZE, draft=True), 1)
@@ -462,7 +463,7 @@ def profile(args, base: Path, work: Path) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     extract_crops(work / "boxes.parquet", work / "crops", work / "crops.parquet",
-                  work / "rejects.parquet", SETTINGS, CROP_SIZE, 1)  # fmt: skip
+                  work / "rejects.parquet", SETTINGS, CROP_SIZE, workers=1)  # fmt: skip
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs()

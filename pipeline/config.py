@@ -25,6 +25,7 @@ class CropSettings:
     max_upscale: float = 4.0
     skip_crowd: bool = True
     jpeg_draft: bool = True
+    max_image_pixels: int = 178_956_970
 
 
 @dataclass(frozen=True)

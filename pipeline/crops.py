@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-import struct
 import zlib
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +22,8 @@ import pandas as pd
 from PIL import Image
 
 from pipeline.config import CropSettings
+from pipeline.image_checks import IMAGE_PROBLEMS, BadImageSettings, ImageProblem, check_images
+from pipeline.image_files import DECODE_ERRORS, Decoded, displayed_size, open_reduced
 from pipeline.image_scores import scores
 from pipeline.io import atomic_dir, write_parquet
 from pipeline.progress import progress
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 PNG_OPTIONS = {"compress_level": 1, "compress_type": zlib.Z_RLE}
 REASONS = {
     "degenerate_box": "box has no area after clipping to the image",
-    "crowd": "source marks the box as a crowd (COCO iscrowd)",
+    "crowd": "source marks the box as a crowd (COCO iscrowd; crops.skip_crowd: false keeps it)",
     "small_box": "shorter box side below min_box_side",
     "upscale": "crop would be enlarged more than max_upscale",
     "missing_image": "image file not found",
@@ -94,90 +96,13 @@ def precheck(box: dict, s: CropSettings, image_size: int) -> tuple[str, str] | N
     if w <= 0 or h <= 0:
         return "degenerate_box", f"{w:.1f}x{h:.1f}"
     if s.skip_crowd and box.get("is_crowd") is True:
-        return "crowd", ""
+        return "crowd", "iscrowd is set (a box round a group); crops.skip_crowd: false keeps it"
     if min(w, h) < s.min_box_side:
         return "small_box", f"{min(w, h):.1f} < {s.min_box_side}"
     side = square_region(box["x0"], box["y0"], box["x1"], box["y1"], s).side
     if image_size / side > s.max_upscale:
         return "upscale", f"x{image_size / side:.2f} > {s.max_upscale}"
     return None
-
-
-ORIENTATION = 0x0112  # the EXIF orientation tag
-# EXIF orientations that swap width and height, and the transpose that shows such an image as
-# displayed (as PIL.ImageOps.exif_transpose does)
-SIDE_SWAPS = {
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # greyscale; older Pillow reads PNG as I
-ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
-WHITE = (255, 255, 255, 255)
-# what decoding a broken or hostile file raises (Image.open turns unknown formats into OSError)
-DECODE_ERRORS = (
-    OSError,
-    ValueError,
-    EOFError,
-    SyntaxError,
-    struct.error,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,  # raised only where warnings are errors
-)
-
-
-def exif_turn(image: Image.Image, width: int, height: int) -> Image.Transpose | None:
-    """The transpose that turns `image` into the table's `width` x `height`, by EXIF; or None.
-
-    Annotation tools give the size and boxes of the image as displayed, so an orientation that
-    swaps the sides (5 to 8) is applied when the stored size is the table's size turned. A stored
-    size that already matches is used as stored: orientations 2, 3 and 4 (mirror, half turn,
-    flip) keep the size, and so do 5 to 8 on a square, so such a file cannot be told apart from
-    one whose table was made from the stored pixels."""
-    if image.size == (width, height) or image.size != (height, width):
-        return None
-    value = image.getexif().get(ORIENTATION)
-    return SIDE_SWAPS.get(value) if isinstance(value, int) else None
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """An 8-bit RGB image of `image`'s pixels (itself, loaded, when it is RGB already), whatever
-    mode the file holds.
-
-    16-bit greyscale is scaled by 1/257 (Pillow's own conversion clips all above 255 to white).
-    Transparent pixels (alpha channel, transparent palette entry or colour key) are composited
-    over white: the colour stored under them is arbitrary (often black), and white, the usual
-    page background, keeps crops deterministic. CMYK is converted without its ICC profile."""
-    if image.mode in SIXTEEN_BIT:
-        grey = np.clip(np.rint(np.asarray(image, dtype=np.float64) / 257), 0, 255)
-        return Image.fromarray(grey.astype(np.uint8)).convert("RGB")
-    if image.mode in ALPHA_MODES or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, WHITE), rgba).convert("RGB")
-    if image.mode == "RGB":  # most photos: decoded as they are, no copy
-        image.load()
-        return image
-    return image.convert("RGB")
-
-
-def open_reduced(
-    path: Path, width: int, height: int, scale: float, draft: bool
-) -> tuple[Image.Image, tuple[int, int]]:
-    """Decode an image as RGB, turned upright by EXIF where that gives the table's size.
-
-    JPEGs are decoded at reduced scale when `scale` < 0.5 allows it. Returns the image and its
-    full size as displayed (width, height): the stored size as read before any reduction,
-    swapped when an EXIF orientation turned it."""
-    with Image.open(path) as image:
-        turn = exif_turn(image, width, height)
-        shown = (image.height, image.width) if turn is not None else image.size
-        if draft and image.format == "JPEG" and scale < 0.5:
-            # libjpeg reduces the stored pixels: the target is in the stored orientation
-            w, h = (height, width) if turn is not None else (width, height)
-            image.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
-        rgb = to_rgb(image)
-    return (rgb if turn is None else rgb.transpose(turn)), shown
 
 
 def cut(
@@ -212,53 +137,97 @@ def upright(crop: Image.Image, rotation) -> Image.Image:
     return crop.transpose(TURNS[int(rotation) % 360])
 
 
-def crop_image(
-    task: tuple[str, list[dict], CropSettings, int, str],
-) -> tuple[list[dict], list[dict]]:
-    """Worker: decode one image once and cut all its boxes. Returns (crops, rejects)."""
-    path, boxes, s, size, out_dir = task
+@dataclass(frozen=True)
+class ImageTask:
+    """One image and all its boxes, for a worker; `exif` is its source's setting."""
+
+    path: str
+    boxes: list[dict]
+    settings: CropSettings
+    size: int
+    out_dir: str
+    exif: str
+
+
+@dataclass
+class ImageResult:
+    """What a worker made of one image: crops and rejects (rows), and the orientation applied."""
+
+    crops: list[dict]
+    rejects: list[dict]
+    turn: int = 1
+
+
+def crop_image(task: ImageTask) -> ImageResult:
+    """Worker: decode one image once and cut all its boxes."""
+    path, boxes, s, size = task.path, task.boxes, task.settings, task.size
     first = boxes[0]
     width, height = int(first["image_width"]), int(first["image_height"])
     regions = [square_region(b["x0"], b["y0"], b["x1"], b["y1"], s) for b in boxes]
     scale = max(size / r.side for r in regions)
     try:
-        image, shown = open_reduced(Path(path), width, height, scale, s.jpeg_draft)
+        decoded = open_reduced(
+            Path(path), width, height, scale, s.jpeg_draft, task.exif, s.max_image_pixels
+        )
     except FileNotFoundError:
-        return [], [_reject(b, "missing_image", path) for b in boxes]
+        return ImageResult([], [_reject(b, "missing_image", path) for b in boxes])
     except DECODE_ERRORS as err:
         detail = f"{path}: {type(err).__name__}: {err}"
-        return [], [_reject(b, "unreadable_image", detail) for b in boxes]
-    if shown != (width, height):  # not turned by EXIF, so shown is the stored size
-        detail = f"{path}: stored {shown[0]}x{shown[1]}, table says {width}x{height}"
-        return [], [_reject(b, "size_mismatch", detail) for b in boxes]
+        return ImageResult([], [_reject(b, "unreadable_image", detail) for b in boxes])
+    if decoded.size != (width, height):
+        detail = size_mismatch(path, decoded, (width, height), first["source"], task.exif)
+        return ImageResult([], [_reject(b, "size_mismatch", detail) for b in boxes])
+    image = decoded.image
     fx, fy = image.width / width, image.height / height
     crops = []
     for box, region in zip(boxes, regions, strict=True):
         cid = crop_id(box["box_id"])
-        rel = f"crops/{cid}.png"
         crop = upright(cut(image, region, fx, fy, size, s.pad_mode), box.get("rotation"))
-        crop.save(Path(out_dir) / f"{cid}.png", **PNG_OPTIONS)
-        crops.append(
-            {
-                "crop_id": cid,
-                "box_id": box["box_id"],
-                "source": box["source"],
-                "image_id": box["image_id"],
-                "category": box["category"],
-                "split": box["split"],
-                "path": rel,
-                "x0": box["x0"],
-                "y0": box["y0"],
-                "x1": box["x1"],
-                "y1": box["y1"],
-                "crop_x0": region.x0,
-                "crop_y0": region.y0,
-                "crop_side": region.side,
-                "scale": size / region.side,
-                **scores(np.asarray(crop)),
-            }
+        crop.save(Path(task.out_dir) / f"{cid}.png", **PNG_OPTIONS)
+        crops.append(_crop_row(box, cid, region, size, crop))
+    return ImageResult(crops, [], decoded.turn)
+
+
+def size_mismatch(
+    path: str, decoded: Decoded, table: tuple[int, int], source: str, exif: str
+) -> str:
+    """The detail of a size_mismatch reject, with the exif setting that would fit if one would."""
+    (w, h), (sw, sh) = table, decoded.stored
+    if decoded.turn != 1:
+        found = f"{decoded.size[0]}x{decoded.size[1]} as displayed (EXIF orientation "
+        found += f"{decoded.turn}), stored {sw}x{sh}"
+    else:
+        found = f"stored {sw}x{sh}"
+    detail = f"{path}: {found}, table says {w}x{h}"
+    other = "ignore" if exif == "apply" else "apply"
+    turn = decoded.orientation if exif == "ignore" else 1
+    if displayed_size(decoded.stored, turn) == table and decoded.orientation != 1:
+        detail += (
+            f" (the table's size is the image {'as stored' if other == 'ignore' else 'displayed'}"
+            f": if the boxes of source {source!r} refer to it, set exif: {other} for it)"
         )
-    return crops, []
+    return detail
+
+
+def _crop_row(box: dict, cid: str, region: Region, size: int, crop: Image.Image) -> dict:
+    return {
+        "crop_id": cid,
+        "box_id": box["box_id"],
+        "source": box["source"],
+        "image_id": box["image_id"],
+        "category": box["category"],
+        "split": box["split"],
+        "path": f"crops/{cid}.png",
+        "x0": box["x0"],
+        "y0": box["y0"],
+        "x1": box["x1"],
+        "y1": box["y1"],
+        "crop_x0": region.x0,
+        "crop_y0": region.y0,
+        "crop_side": region.side,
+        "scale": size / region.side,
+        **scores(np.asarray(crop)),
+    }
 
 
 def _reject(box: dict, reason: str, detail: str) -> dict:
@@ -266,13 +235,15 @@ def _reject(box: dict, reason: str, detail: str) -> dict:
     return {**{k: box[k] for k in keys}, "reason": reason, "detail": detail}
 
 
-ImageKey = tuple[str, int, int]  # path, and the width and height the table gives it
+ImageKey = tuple[str, int, int, str]  # path, the width and height the table gives, exif
 
 
 def plan(
-    boxes: pd.DataFrame, s: CropSettings, size: int
+    boxes: pd.DataFrame, s: CropSettings, size: int, exif: dict[str, str] | None = None
 ) -> tuple[dict[ImageKey, list[dict]], list[dict]]:
-    """Group the boxes that pass the prechecks by image; reject the others."""
+    """Group the boxes that pass the prechecks by image; reject the others. `exif` is each
+    source's setting (default apply: boxes refer to the image as displayed)."""
+    exif = exif or {}
     by_image: dict[ImageKey, list[dict]] = {}
     rejects = []
     for box in boxes.to_dict("records"):
@@ -280,7 +251,12 @@ def plan(
         if reason:
             rejects.append(_reject(box, *reason))
         else:
-            key = (box["image_path"], int(box["image_width"]), int(box["image_height"]))
+            key = (
+                box["image_path"],
+                int(box["image_width"]),
+                int(box["image_height"]),
+                exif.get(box["source"], "apply"),
+            )
             by_image.setdefault(key, []).append(box)
     return by_image, rejects
 
@@ -292,43 +268,58 @@ def extract_crops(
     rejects_table: Path,
     settings: CropSettings,
     image_size: int,
+    *,
     workers: int = 1,
     record_rejects: Path | None = None,
+    exif: dict[str, str] | None = None,
+    bad_images: BadImageSettings | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The crop stage: boxes table in; crop PNGs, crops table and rejects table out.
 
     The rejects table also holds the sources' bad records (`record_rejects`), so that every box
-    that did not become a crop is listed in one place with its reason."""
+    that did not become a crop is listed in one place with its reason. `exif` gives each
+    source's EXIF setting. With `bad_images`, the stage stops before anything is kept when too
+    many images were unusable or no box became a crop (image_checks)."""
     boxes = pd.read_parquet(boxes_path)
     ids = boxes["box_id"].map(crop_id)
     if ids.duplicated().any():
         raise ValueError(
             f"{boxes_path}: box ids collide as file names: {ids[ids.duplicated()].iloc[0]}"
         )
-    by_image, rejects = plan(boxes, settings, image_size)
+    by_image, rejects = plan(boxes, settings, image_size, exif)
     crops: list[dict] = []
+    problems: list[ImageProblem] = []
+    turned: Counter = Counter()
     with atomic_dir(crops_dir) as tmp:
         tasks = [
-            (path, group, settings, image_size, str(tmp))
-            for (path, _, _), group in sorted(by_image.items())
+            ImageTask(path, group, settings, image_size, str(tmp), policy)
+            for (path, _, _, policy), group in sorted(by_image.items())
         ]
-        for got, lost in _run(tasks, workers):
-            crops.extend(got)
-            rejects.extend(lost)
+        for task, result in zip(tasks, _run(tasks, workers), strict=True):
+            crops.extend(result.crops)
+            rejects.extend(result.rejects)
+            turned[result.turn] += 1
+            if result.rejects and result.rejects[0]["reason"] in IMAGE_PROBLEMS:
+                problems.append(
+                    ImageProblem(task.boxes[0]["source"], task.path, result.rejects[0]["reason"])
+                )
         crop_frame = pd.DataFrame(crops, columns=CROP_COLUMNS).sort_values(
             "crop_id", ignore_index=True
         )
         if record_rejects is not None:
             rejects.extend(pd.read_parquet(record_rejects).to_dict("records"))
         reject_frame = rejects_frame(rejects)
+        if bad_images is not None:
+            check_images(problems, len(tasks), len(crop_frame), reject_frame, bad_images)
         write_parquet(crop_frame, crops_table)
         write_parquet(reject_frame, rejects_table)
     _summarise(len(boxes), crop_frame, reject_frame, settings, image_size)
+    _log_turns(turned)
     return crop_frame, reject_frame
 
 
-def _run(tasks: list, workers: int):
-    bar = progress(total=sum(len(t[1]) for t in tasks), desc="crops", unit="box")
+def _run(tasks: list[ImageTask], workers: int):
+    bar = progress(total=sum(len(t.boxes) for t in tasks), desc="crops", unit="box")
     if workers <= 1:
         results = map(crop_image, tasks)
     else:
@@ -337,13 +328,24 @@ def _run(tasks: list, workers: int):
             crop_image, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8) or 1))
         )
     try:
-        for got, lost in results:
-            bar.update(len(got) + len(lost))
-            yield got, lost
+        for result in results:
+            bar.update(len(result.crops) + len(result.rejects))
+            yield result
     finally:
         bar.close()
         if workers > 1:
             pool.shutdown()
+
+
+def _log_turns(turned: Counter) -> None:
+    """How many images were turned upright by their EXIF orientation, by orientation."""
+    applied = {turn: n for turn, n in sorted(turned.items()) if turn != 1}
+    if applied:
+        log.info(
+            "EXIF orientation applied to %d images (%s)",
+            sum(applied.values()),
+            ", ".join(f"orientation {t}: {n}" for t, n in applied.items()),
+        )
 
 
 def _summarise(

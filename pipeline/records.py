@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 REJECT_COLUMNS = ["box_id", "source", "image_id", "category", "reason", "detail"]
 REASONS = {
     "bad_image_record": "image entry lacks a usable id, file_name, width or height",
-    "unsafe_file_name": "image file name is absolute or leaves the images folder (never opened)",
+    "unsafe_file_name": "a downloaded source's image file name is absolute or leaves its folder "
+    "(never opened)",
     "bad_record": "annotation is not an object or has no id",
     "unknown_image": "annotation refers to an image id the file does not list",
     "unknown_category": "annotation refers to a category id the file does not list",
@@ -29,7 +30,9 @@ REASONS = {
     "empty_box": "bbox has zero or negative width or height",
     "box_outside_image": "bbox lies wholly outside its image",
     "checksum_mismatch": "local file differs from the published checksum (refused)",
-    "missing_image": "image file not found",
+    "missing_image": "image file not found (a named dataset: `images:` must be the folder that "
+    "holds the images by file_name; unset, the annotation file's folder)",
+    "unreadable_image": "image file could not be read to find its size",
 }
 SHOWN = 3  # records shown per reason when the stage stops
 

@@ -69,8 +69,10 @@ def run_crops(
     size: int = 32,
     workers: int = 1,
     name: str = "out",
+    **options,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The crop stage on `rows`, with everything under `root / name`."""
+    """The crop stage on `rows`, with everything under `root / name`; `options` are
+    extract_crops' keyword arguments (exif, bad_images)."""
     out = root / name
     out.mkdir(parents=True, exist_ok=True)
     normalise(rows).to_parquet(out / "boxes.parquet")
@@ -82,6 +84,7 @@ def run_crops(
         settings,
         size,
         workers=workers,
+        **options,
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from pipeline.config import CropSettings
-from pipeline.crops import ORIENTATION, open_reduced, to_rgb
+from pipeline.image_files import ORIENTATION, open_reduced, to_rgb
 from tests.fixtures import BLUE, RED, box, picture, read_png, run_crops
 
 T = Image.Transpose
@@ -203,12 +203,27 @@ STORE = {
     8: T.ROTATE_270,
 }
 RED_AT, GREEN_AT = (100, 50, 200, 150), (400, 250, 500, 350)  # no turn or mirror swaps them
+# on a square picture: boxes off every axis and diagonal, so any wrong turn or mirror moves them
+SQUARE_BOXES = [(40, 60, 140, 120), (230, 250, 380, 330), (260, 20, 330, 190)]
+WIDE_BOXES = [RED_AT, GREEN_AT, (330, 20, 590, 120)]
 
 
 def displayed(size=(600, 400)) -> Image.Image:
     image = scene("RGB", BLUE, RED, size, RED_AT)
-    image.paste(GREEN, GREEN_AT)
+    if size[0] > GREEN_AT[2]:
+        image.paste(GREEN, GREEN_AT)
     return image
+
+
+def textured(size) -> Image.Image:
+    """A picture that no turn or mirror leaves alike anywhere: two gradients and a pattern."""
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    rgb = np.stack(
+        [xx / width * 230, yy / height * 230, 127 + 100 * np.sin(xx / 9.0) * np.cos(yy / 23.0)],
+        axis=-1,
+    )
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
 def stored(path: Path, orientation: int, fmt: str, image: Image.Image | None = None) -> Path:
@@ -221,43 +236,78 @@ def stored(path: Path, orientation: int, fmt: str, image: Image.Image | None = N
     return path
 
 
+def crops_of(tmp_path: Path, path: Path, at: list, size, name: str, exif: str = "apply") -> list:
+    """The crops (as arrays, by box) of `path` with boxes `at` on a table of `size`."""
+    rows = [box(path, f"t:{name}:{i}", *xy, *size, source="mine") for i, xy in enumerate(at)]
+    crops, rejects = run_crops(tmp_path, rows, FRAMED, size=48, name=name, exif={"mine": exif})
+    assert rejects.empty, rejects["detail"].tolist()
+    return [read_png(tmp_path / name / rel) for rel in crops.sort_values("box_id")["path"]]
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
-def test_exif_orientation_that_gives_the_tables_size_is_applied(tmp_path, orientation, fmt):
-    path = stored(tmp_path / f"o{orientation}.{fmt.lower()}", orientation, fmt)
+@pytest.mark.parametrize("size", [(600, 400), (400, 400)], ids=["wide", "square"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_gives_the_crops_of_the_displayed_picture(
+    tmp_path, orientation, size, fmt
+):
+    # boxes in displayed coordinates (what CVAT, Label Studio and FiftyOne users annotate)
+    picture = textured(size)
+    path = stored(tmp_path / f"o{orientation}.{fmt.lower()}", orientation, fmt, picture)
+    with Image.open(path) as image:  # the file shows the picture, as a viewer turns it
+        assert ImageOps.exif_transpose(image).size == size
+    at = SQUARE_BOXES if size[0] == size[1] else WIDE_BOXES
+    got = crops_of(tmp_path, path, at, size, "turned")
+    picture.save(tmp_path / "direct.png")
+    want = crops_of(tmp_path, tmp_path / "direct.png", at, size, "direct")
+    for mine, expected in zip(got, want, strict=True):
+        difference = np.abs(mine - expected)
+        if fmt == "PNG":  # the very pixels of the displayed picture
+            assert difference.max() == 0
+        else:  # JPEG at quality 95 (a wrong turn or mirror differs by 40-120 on average)
+            assert difference.mean() < 3, difference.mean()
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_exif_ignore_crops_the_stored_pixels(tmp_path, orientation):
+    # boxes in stored coordinates, as COCO, Visual Genome and OpenImages give them
+    picture = textured((600, 400))
+    path = stored(tmp_path / "o.png", orientation, "PNG", picture)
     with Image.open(path) as image:
-        assert image.size == (400, 600)
-        if fmt == "PNG":  # the file shows the displayed picture, as a viewer turns it
-            assert ImageOps.exif_transpose(image).tobytes() == displayed().tobytes()
-    rows = [box(path, "t:o:red", *RED_AT), box(path, "t:o:green", *GREEN_AT)]
-    crops, rejects = run_crops(tmp_path, rows, FRAMED, size=30)  # JPEGs decoded at 1/4 scale
-    assert rejects.empty and crops["box_id"].tolist() == ["t:o:green", "t:o:red"]
-    tol = LOSSLESS if fmt == "PNG" else 12
-    framed(tmp_path / "out/crops/t_o_red.png", RED, BLUE, tol)
-    framed(tmp_path / "out/crops/t_o_green.png", GREEN, BLUE, tol)
-    if fmt == "PNG":  # the same crops as from the displayed picture itself
-        direct = displayed()
-        direct.save(tmp_path / "direct.png")
-        rows = [
-            box(tmp_path / "direct.png", r["box_id"], r["x0"], r["y0"], r["x1"], r["y1"])
-            for r in rows
-        ]
-        run_crops(tmp_path, rows, FRAMED, size=30, name="direct")
-        for name in ("t_o_red.png", "t_o_green.png"):
-            want = (tmp_path / "direct/crops" / name).read_bytes()
-            assert (tmp_path / "out/crops" / name).read_bytes() == want
+        as_stored = image.convert("RGB")
+    at = [(30, 40, 130, 140), (150, 200, 350, 390)]
+    got = crops_of(tmp_path, path, at, as_stored.size, "ignored", exif="ignore")
+    as_stored.save(tmp_path / "plain.png")
+    want = crops_of(tmp_path, tmp_path / "plain.png", at, as_stored.size, "plain")
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_orientations_applied_are_counted_in_the_log(tmp_path, caplog):
+    rows = []
+    for orientation in (1, 3, 6, 6):
+        path = stored(tmp_path / f"o{orientation}-{len(rows)}.png", orientation, "PNG")
+        rows.append(box(path, f"t:{len(rows)}:1", *RED_AT))
+    with caplog.at_level("INFO", logger="pipeline.crops"):
+        crops, _ = run_crops(tmp_path, rows, FRAMED, size=30)
+    assert len(crops) == 4
+    assert (
+        "EXIF orientation applied to 3 images (orientation 3: 1, orientation 6: 2)" in caplog.text
+    )
 
 
 def test_reduced_decode_of_a_turned_jpeg_targets_the_stored_orientation(tmp_path):
     # displayed 1600 x 400, stored 400 x 1600: 0.16 of the displayed size is 256 x 64, which in the
     # stored orientation (64 x 256) lets libjpeg decode at 1/4; taken unturned, only at 1/1
     path = stored(tmp_path / "long.jpg", 6, "JPEG", displayed((1600, 400)))
-    image, shown = open_reduced(path, 1600, 400, 0.16, True)
-    assert (image.size, shown) == ((400, 100), (1600, 400))
-    whole, shown = open_reduced(path, 1600, 400, 0.16, False)
-    assert (whole.size, shown) == ((1600, 400), (1600, 400))
-    small = np.asarray(whole.resize((400, 100), Image.BOX)).astype(int)
-    assert np.abs(np.asarray(image).astype(int) - small).mean() < 3
+    decoded = open_reduced(path, 1600, 400, 0.16, True)
+    assert (decoded.image.size, decoded.size, decoded.stored) == (
+        (400, 100),
+        (1600, 400),
+        (400, 1600),
+    )
+    whole = open_reduced(path, 1600, 400, 0.16, False)
+    assert (whole.image.size, whole.size) == ((1600, 400), (1600, 400))
+    small = np.asarray(whole.image.resize((400, 100), Image.BOX)).astype(int)
+    assert np.abs(np.asarray(decoded.image).astype(int) - small).mean() < 3
     upright = tmp_path / "upright.jpg"
     displayed((1600, 400)).save(upright, quality=95)
     for settings, name in ((FRAMED, "fast"), (FULL, "full")):  # 1/4 scale, then in full
@@ -276,43 +326,39 @@ def test_reduced_decode_of_a_turned_jpeg_targets_the_stored_orientation(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("orientation", "size"), [(6, (600, 400)), (8, (400, 400)), (3, (600, 400)), (2, (600, 400))]
-)
-def test_an_image_whose_stored_size_matches_the_table_is_used_as_stored(
-    tmp_path, orientation, size
-):
-    # orientations 2 to 4 keep the size, and so do 5 to 8 on a square: such a table may have been
-    # made from the stored pixels, and nothing tells the two apart
-    path = tmp_path / "as_stored.jpg"
-    exif = Image.Exif()
-    exif[ORIENTATION] = orientation
-    scene("RGB", BLUE, RED, size).save(path, exif=exif, quality=95)
-    crops, rejects = run_crops(tmp_path, [box(path, "t:s:1", *SQUARE, *size)], FRAMED, size=30)
-    assert rejects.empty
-    framed(tmp_path / "out" / crops.loc[0, "path"], RED, BLUE, tol=12)
-
-
-@pytest.mark.parametrize(
-    ("orientation", "table"),
+    ("orientation", "table", "exif", "hint"),
     [
-        (3, (400, 600)),  # a half turn keeps the size
-        (2, (400, 600)),
-        (1, (400, 600)),
-        (6, (601, 400)),  # turned, still not the table's size
-        (8, (300, 200)),
+        # the table has the stored size of a turned image: the boxes may be in stored pixels
+        (6, (400, 600), "apply", "set exif: ignore"),
+        (8, (400, 600), "apply", "set exif: ignore"),
+        # the table has the displayed size and EXIF is ignored
+        (6, (600, 400), "ignore", "set exif: apply"),
+        # no setting fits
+        (1, (400, 600), "apply", None),
+        (6, (601, 400), "apply", None),
+        (8, (300, 200), "ignore", None),
     ],
 )
-def test_exif_orientation_that_does_not_give_the_tables_size_is_a_mismatch(
-    tmp_path, orientation, table
+def test_a_size_that_fits_neither_way_is_a_mismatch_naming_the_setting_that_fits(
+    tmp_path, orientation, table, exif, hint
 ):
     path = stored(tmp_path / "p.png", orientation, "PNG")  # 600 x 400, or 400 x 600 for 5 to 8
     with Image.open(path) as image:
-        size = image.size
-    crops, rejects = run_crops(tmp_path, [box(path, "t:p:1", 0, 0, 100, 100, *table)], PLAIN)
+        w, h = image.size
+    rows = [box(path, "t:p:1", 0, 0, 100, 100, *table, source="zoo")]
+    crops, rejects = run_crops(tmp_path, rows, PLAIN, exif={"zoo": exif})
     assert crops.empty and rejects["reason"].tolist() == ["size_mismatch"]
-    assert rejects.loc[0, "detail"] == (
-        f"{path}: stored {size[0]}x{size[1]}, table says {table[0]}x{table[1]}"
+    detail = rejects.loc[0, "detail"]
+    found = (
+        f"stored {w}x{h}"
+        if exif == "ignore" or orientation == 1
+        else (f"{h}x{w} as displayed (EXIF orientation {orientation}), stored {w}x{h}")
     )
+    assert detail.startswith(f"{path}: {found}, table says {table[0]}x{table[1]}"), detail
+    if hint:
+        assert detail.endswith(f"if the boxes of source 'zoo' refer to it, {hint} for it)")
+    else:
+        assert "exif:" not in detail
 
 
 # --- broken files -------------------------------------------------------------------------------
@@ -354,29 +400,33 @@ def test_broken_files_are_named_rejects_and_the_rest_is_cropped(tmp_path, worker
         assert len(row["detail"]) > len(f"{path}: ") + 4  # says what went wrong
 
 
-def test_a_decompression_bomb_is_a_reject_and_the_rest_is_cropped(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # Pillow refuses over twice this
+def test_an_image_over_max_image_pixels_is_a_reject_naming_the_setting(tmp_path):
     bomb = picture(tmp_path / "bomb.png")  # 240 000 pixels
     small = picture(tmp_path / "small.png", size=(80, 80), square=(20, 20, 60, 60))
     rows = [box(bomb, "t:bomb:1", *SQUARE), box(small, "t:small:1", 20, 20, 60, 60, 80, 80)]
-    crops, rejects = run_crops(tmp_path, rows, PLAIN, workers=1)
+    limited = CropSettings(margin=0.0, min_box_side=8, max_image_pixels=100_000)
+    crops, rejects = run_crops(tmp_path, rows, limited, workers=1)
     assert crops["box_id"].tolist() == ["t:small:1"]
     assert rejects[["box_id", "reason"]].values.tolist() == [["t:bomb:1", "unreadable_image"]]
-    assert rejects.loc[0, "detail"].startswith(f"{bomb}: DecompressionBombError: ")
+    assert rejects.loc[0, "detail"] == (
+        f"{bomb}: ImageTooLargeError: 600x400 = 240000 pixels, more than "
+        "crops.max_image_pixels (100000); raise it to crop this image"
+    )
     assert np.abs(read_png(tmp_path / "out/crops/t_small_1.png") - RED).max() <= 2
+    raised = CropSettings(margin=0.0, min_box_side=8, max_image_pixels=240_000)
+    crops, rejects = run_crops(tmp_path, rows, raised, name="raised")
+    assert len(crops) == 2 and rejects.empty
 
 
-def test_a_bomb_warning_raised_as_an_error_is_a_reject_too(tmp_path, monkeypatch):
-    # between the limit and twice it Pillow only warns; under `-W error` that is an exception
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200_000)
+def test_the_setting_replaces_pillows_global_limit_and_leaves_it_as_it_was(tmp_path, monkeypatch):
+    # Pillow's own guard (a global, warning between its limit and twice it) is not consulted
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
     path = picture(tmp_path / "big.png")  # 240 000 pixels
-    with pytest.warns(Image.DecompressionBombWarning):
-        crops, _ = run_crops(tmp_path, [box(path, "t:big:1", *SQUARE)], PLAIN, name="warned")
-    assert crops["box_id"].tolist() == ["t:big:1"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        crops, rejects = run_crops(tmp_path, [box(path, "t:big:1", *SQUARE)], PLAIN, name="error")
-    assert crops.empty and rejects["reason"].tolist() == ["unreadable_image"]
+        crops, rejects = run_crops(tmp_path, [box(path, "t:big:1", *SQUARE)], PLAIN)
+    assert crops["box_id"].tolist() == ["t:big:1"] and rejects.empty
+    assert Image.MAX_IMAGE_PIXELS == 10_000
 
 
 # --- workers ------------------------------------------------------------------------------------

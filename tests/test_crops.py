@@ -54,7 +54,11 @@ def test_square_region_of_a_tall_box_may_leave_the_image():
             "degenerate_box",
             "40.0x-10.0",
         ),
-        ({"x0": 0, "y0": 0, "x1": 50, "y1": 50, "is_crowd": True}, "crowd", ""),
+        (
+            {"x0": 0, "y0": 0, "x1": 50, "y1": 50, "is_crowd": True},
+            "crowd",
+            "iscrowd is set (a box round a group); crops.skip_crowd: false keeps it",
+        ),
         ({"x0": 0, "y0": 0, "x1": 50, "y1": 5}, "small_box", "5.0 < 8"),
         ({"x0": 0, "y0": 0, "x1": 10, "y1": 10}, "upscale", "x6.40 > 4.0"),  # 10 px -> 64 px
     ],
@@ -227,9 +231,9 @@ def test_reduced_jpeg_decode_is_close_to_the_full_decode(tmp_path, monkeypatch):
     real = crops_module.open_reduced
 
     def spy(*args, **kwargs):
-        image, stored = real(*args, **kwargs)
-        decoded.append(image.size)
-        return image, stored
+        got = real(*args, **kwargs)
+        decoded.append(got.image.size)
+        return got
 
     monkeypatch.setattr(crops_module, "open_reduced", spy)
     draft = CropSettings(margin=0.0, min_box_side=8, jpeg_draft=True)

@@ -88,6 +88,7 @@ def test_a_local_coco_folder_stays_byte_identical(user_folder, tmp_path):
     before, entries = freeze(user_folder), listing(user_folder)
     coco = {"annotations_url": f"{DEAD}/a.zip", "image_base_url": DEAD}
     config = {
+        "bad_images": {"max_fraction": 0.5},  # one image of two is missing
         "sources": {"coco": {**coco, "local_dir": str(user_folder)}},
         "experiments": {
             "mine": {
@@ -112,7 +113,9 @@ def test_a_local_coco_folder_stays_byte_identical(user_folder, tmp_path):
     assert sorted(crops["box_id"]) == ["coco:285:2", "coco:285:3"]  # after the split change
 
 
-def test_a_missing_local_coco_image_is_a_reject_not_a_download(user_folder, tmp_path):
+def test_missing_local_coco_images_stop_the_crops_naming_the_layout_never_a_download(
+    user_folder, tmp_path
+):
     (user_folder / "annotations").mkdir()
     for split in ("train2017", "val2017"):
         data = json.dumps(instances(split))
@@ -123,10 +126,15 @@ def test_a_missing_local_coco_image_is_a_reject_not_a_download(user_folder, tmp_
         "experiments": {"mine": {"sources": ["coco"], "categories": ["giraffe"], "image_size": 32}},
     }
     write_config(tmp_path, TINY_DEMO, config)
-    snakemake(tmp_path, "--cores", "1", "results/mine/crops.parquet")
-    rejects = pd.read_parquet(tmp_path / "results/mine/rejects.parquet").set_index("box_id")
-    assert rejects.loc["coco:139:1", "reason"] == "missing_image"
-    assert str(user_folder / "val2017" / "000000000139.jpg") in rejects.loc["coco:139:1", "detail"]
+    proc = snakemake(tmp_path, "--cores", "1", "results/mine/crops.parquet", check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/crops_extract/mine.log").read_text()
+    assert "2 of 2 images (100.0%) could not be used" in log
+    assert f"source 'coco': 2 images (missing_image 2), looked in {user_folder}" in log
+    assert f"{user_folder / 'val2017' / '000000000139.jpg'} (missing_image)" in log
+    assert "fix: sources.coco.local_dir must hold the images as {split}/{file_name}" in log
+    assert not (tmp_path / "logs/coco_annotations.log").exists()  # nothing fetched
+    assert not (tmp_path / "results/mine/crops.parquet").exists()
 
 
 # --- CelebA and FFHQ with a file whose checksum differs ----------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline import boxes, crops, filters
 from pipeline.config import CropSettings, from_dict
+from pipeline.image_checks import BadImageSettings
 
 
 def boxes_merge(smk) -> None:
@@ -24,6 +25,8 @@ def crops_extract(smk) -> None:
         smk.params.image_size,
         workers=smk.threads,
         record_rejects=Path(smk.input.record_rejects),
+        exif=dict(smk.params.exif),
+        bad_images=from_dict(BadImageSettings, smk.params.bad_images),
     )
 
 

@@ -51,6 +51,7 @@ class CelebASettings:
     attributes: dict = field(default_factory=dict)
     partitions: tuple[str, ...] = ("train", "valid", "test")
     max_images: int | None = None
+    exif: str = "apply"  # boxes refer to the image as displayed (apply) or stored
 
 
 class CelebAFormatError(ValueError):

@@ -20,7 +20,9 @@ from pipeline.boxes import canonical_category, normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
 from pipeline.records import BadRecordSettings, RecordRejects
 from pipeline.sources.coco_records import (  # noqa: F401 (the reader's API, used by tests)
+    DOWNLOADED,
     CocoFormatError,
+    ImageRules,
     load_instances,
     wanted_categories,
 )
@@ -39,6 +41,7 @@ class CocoSettings:
     image_base_url: str = "http://images.cocodataset.org"
     splits: tuple[str, ...] = ("train2017", "val2017")
     local_dir: str | None = None
+    exif: str = "ignore"  # boxes refer to the image as displayed (apply) or stored
 
 
 def read_boxes(
@@ -52,6 +55,7 @@ def read_boxes(
     bad_records: BadRecordSettings = DEFAULT_BAD_RECORDS,
     box_prefix: str | None = None,
     cache_dir: Path | None = None,
+    rules: ImageRules = DOWNLOADED,
 ) -> pd.DataFrame:
     """Rows of the boxes table for the named categories of one instances JSON.
 
@@ -60,9 +64,10 @@ def read_boxes(
     are skipped into `rejects`; more than `bad_records.max_fraction` of them stop the read.
     Box ids are `{box_prefix}{image_id}:{annotation_id}` (prefix default `{source}:`). With a
     `cache_dir`, the file is read once and its table of all boxes kept there (coco_table).
+    `rules` say how image entries may name and size their files (coco_records.ImageRules).
     """
     prefix = f"{source}:" if box_prefix is None else box_prefix
-    key = TableKey(str(image_dir), source, split, image_url, prefix)
+    key = TableKey(str(image_dir), source, split, image_url, prefix, rules)
     table = box_table(Path(instances), key, cache_dir)
     rows = select(table, Path(instances), categories, bad_records, rejects)
     log.info(

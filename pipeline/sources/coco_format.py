@@ -7,9 +7,12 @@
         images: /data/zoo/data               # optional: default, each annotation file's folder
 
 Exports of FiftyOne (`labels.json` + `data/`), CVAT (`annotations/instances_default.json` +
-`images/`) and Roboflow (`_annotations.coco.json` beside the images) all read this way. Nothing is
-downloaded and nothing in the user's folders is written: they are inputs only. An image missing
-from the folder becomes a `missing_image` reject of the crop stage.
+`images/`), Roboflow (`_annotations.coco.json` beside the images) and Label Studio (`result.json`
++ `images/`) all read this way. Nothing is downloaded and nothing in the user's folders is
+written: they are inputs only, so file names may be absolute (FiftyOne's labels-only export) or
+leave the folder (`../../media/upload/...`, Label Studio). An entry without width and height gets
+them from the image's header. Boxes refer to the image as displayed (`exif: apply`, the default).
+An image missing from the folder becomes a `missing_image` reject of the crop stage.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pandas as pd
 from pipeline.boxes import normalise
 from pipeline.records import BadRecordSettings, RecordRejects
 from pipeline.sources.coco import read_boxes
+from pipeline.sources.coco_records import user_dataset
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class CocoFormatSettings:
     annotations: tuple[str, ...] | str = ()
     images: str | None = None
     split: str = "train"
+    exif: str = "apply"  # boxes refer to the image as displayed (apply) or stored
+    sizes: str = "annotations"  # or images: always read each image's size from its header
 
 
 def annotation_files(settings: CocoFormatSettings) -> list[Path]:
@@ -65,6 +71,7 @@ def coco_format_boxes(
                 rejects=rejects,
                 bad_records=bad_records,
                 box_prefix=prefix,
+                rules=user_dataset(settings.exif, settings.sizes),
             )
         )
     return normalise(pd.concat(parts, ignore_index=True)), rejects.frame()

@@ -19,6 +19,7 @@ import msgspec
 
 from pipeline.archive import UnsafePathError, safe_join
 from pipeline.boxes import canonical_category
+from pipeline.image_files import DECODE_ERRORS, header_size
 from pipeline.records import RecordRejects
 
 log = logging.getLogger(__name__)
@@ -123,15 +124,69 @@ def load_instances(path: Path) -> dict:
     return data
 
 
+@dataclass(frozen=True)
+class ImageRules:
+    """How an instances file may name and size its images.
+
+    A downloaded source's file names decide where files are written: they must stay inside the
+    images folder (`confined`). A user's dataset is only read: its names may be absolute or
+    leave the folder (`..`), and an entry without width and height gets them from the image's
+    header, as the boxes see it (`exif`)."""
+
+    confined: bool = True
+    read_sizes: str = "never"  # from the image's header: never, missing (when absent), always
+    exif: str = "apply"
+
+
+DOWNLOADED = ImageRules()
+SIZES = {"annotations": "missing", "images": "always"}  # a named dataset's `sizes` setting
+
+
+def user_dataset(exif: str, sizes: str) -> ImageRules:
+    """The rules of a dataset the user points at (read only): `sizes` says where image sizes
+    come from (annotations: the entries', read from the image when absent; images: always read
+    from the image)."""
+    return ImageRules(confined=False, read_sizes=SIZES[sizes], exif=exif)
+
+
 @dataclass
 class ImageEntry:
-    """A usable image entry: its record and where its file is."""
+    """A usable image entry: its record (with its size) and where its file is."""
 
     record: dict
     path: Path
 
 
-def _image_defect(image: Any, image_dir: Path) -> tuple[str, str] | ImageEntry:
+def _image_path(image_dir: Path, name: str, rules: ImageRules) -> Path:
+    """Where the file of `name` is: inside `image_dir` only for a confined source; else an
+    absolute name as it is and a relative one from `image_dir` (`..` allowed)."""
+    if rules.confined:
+        return safe_join(image_dir, name)
+    if "\x00" in name:
+        raise UnsafePathError(f"invalid file name {name!r}")
+    named = Path(name.replace("\\", "/")).expanduser()
+    return named if named.is_absolute() else image_dir / named
+
+
+def _size(image: dict, path: Path, rules: ImageRules) -> tuple[str, str] | dict:
+    """The entry with a usable width and height, or (reason, message) when it has none."""
+    absent = image.get("width") is None and image.get("height") is None
+    if rules.read_sizes == "always" or (rules.read_sizes == "missing" and absent):
+        try:
+            width, height = header_size(path, rules.exif)
+        except FileNotFoundError:
+            return "missing_image", f"{path}: not found (its size is read from the image)"
+        except DECODE_ERRORS as err:
+            return "unreadable_image", f"{path}: {type(err).__name__}: {err}"
+        return {**image, "width": width, "height": height}
+    for key in ("width", "height"):
+        value = image.get(key)
+        if not (_is_number(value) and value > 0 and float(value).is_integer()):
+            return "bad_image_record", f"{key} must be a positive integer, got {value!r}"
+    return image
+
+
+def _image_entry(image: Any, image_dir: Path, rules: ImageRules) -> tuple[str, str] | ImageEntry:
     """The image entry as an ImageEntry, or (reason, message) when it is unusable."""
     if not isinstance(image, dict):
         return "bad_image_record", "not an object"
@@ -140,14 +195,12 @@ def _image_defect(image: Any, image_dir: Path) -> tuple[str, str] | ImageEntry:
     name = image.get("file_name")
     if not isinstance(name, str) or not name:
         return "bad_image_record", f"file_name missing, got {name!r}"
-    for key in ("width", "height"):
-        value = image.get(key)
-        if not (_is_number(value) and value > 0 and float(value).is_integer()):
-            return "bad_image_record", f"{key} must be a positive integer, got {value!r}"
     try:
-        return ImageEntry(image, safe_join(image_dir, name))
+        path = _image_path(image_dir, name, rules)
     except UnsafePathError as err:
-        return "unsafe_file_name", str(err)
+        return "unsafe_file_name", f"{err} (a downloaded source's names must stay in its folder)"
+    sized = _size(image, path, rules)
+    return ImageEntry(sized, path) if isinstance(sized, dict) else sized
 
 
 def _box_defect(ann: dict, image: dict) -> tuple[str, str] | None:
@@ -201,6 +254,7 @@ def check_records(
     wanted: dict[Any, str],
     rejects: RecordRejects,
     box_prefix: str,
+    rules: ImageRules = DOWNLOADED,
 ) -> Checked:
     """Keep the usable image entries and the usable annotations of the `wanted` categories.
 
@@ -211,7 +265,7 @@ def check_records(
     images: dict[Any, ImageEntry] = {}
     bad_images: dict[Any, tuple[str, str]] = {}
     for i, image in enumerate(data["images"]):
-        got = _image_defect(image, image_dir)
+        got = _image_entry(image, image_dir, rules)
         if isinstance(got, ImageEntry):
             images[image["id"]] = got
             continue

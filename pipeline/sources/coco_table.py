@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ from pipeline.boxes import canonical_category, empty_boxes, normalise
 from pipeline.io import write_json, write_parquet
 from pipeline.records import BadRecordSettings, RecordRejects
 from pipeline.sources.coco_records import (
+    DOWNLOADED,
     Checked,
+    ImageRules,
     check_records,
     load_instances,
     wanted_categories,
@@ -58,6 +60,7 @@ class TableKey:
     split: str
     image_url: str
     prefix: str
+    rules: ImageRules = DOWNLOADED
 
 
 def _rows(checked: Checked, names: dict[Any, str], key: TableKey) -> pd.DataFrame:
@@ -101,7 +104,7 @@ def build(path: Path, key: TableKey) -> BoxTable:
     data = load_instances(path)
     names = {c["id"]: canonical_category(c["name"]) for c in data["categories"]}
     bad = RecordRejects(key.source)
-    checked = check_records(data, path, Path(key.image_dir), names, bad, key.prefix)
+    checked = check_records(data, path, Path(key.image_dir), names, bad, key.prefix, key.rules)
     records = len(data["images"]) + len(data["annotations"])
     categories = [{"id": c["id"], "name": c["name"]} for c in data["categories"]]
     boxes = _rows(checked, names, key)
@@ -111,7 +114,7 @@ def build(path: Path, key: TableKey) -> BoxTable:
 def _cache_name(path: Path, key: TableKey) -> str:
     stat = path.stat()
     text = json.dumps(
-        [str(path.resolve()), stat.st_size, stat.st_mtime_ns, key.__dict__, VERSION],
+        [str(path.resolve()), stat.st_size, stat.st_mtime_ns, asdict(key), VERSION],
         sort_keys=True,
     )
     return f"{path.stem}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
@@ -132,7 +135,7 @@ def box_table(path: Path, key: TableKey, cache_dir: Path | None) -> BoxTable:
     write_parquet(table.boxes, boxes_path)
     write_parquet(table.rejects, rejects_path)
     meta = {name: getattr(table, name) for name in META}
-    write_json({**meta, "file": str(path), "key": key.__dict__}, meta_path)  # written last
+    write_json({**meta, "file": str(path), "key": asdict(key)}, meta_path)  # written last
     log.info("%s: box table kept in %s for later reads", path, cache_dir)
     return table
 

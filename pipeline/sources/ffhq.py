@@ -38,6 +38,7 @@ class FFHQSettings:
     resolution: str = "thumbnail"
     allowed_hosts: tuple[str, ...] = ("drive.google.com", "drive.usercontent.google.com")
     max_images: int | None = None
+    exif: str = "apply"  # boxes refer to the image as displayed (apply) or stored
 
 
 class FFHQFormatError(ValueError):

@@ -31,6 +31,7 @@ class OpenImagesSettings:
     image_base_url: str = "https://open-images-dataset.s3.amazonaws.com"
     local_dir: str | None = None
     chunk_rows: int = 250_000
+    exif: str = "ignore"  # boxes refer to the image as displayed (apply) or stored
 
 
 def metadata_relpaths(s: OpenImagesSettings) -> dict[str, str]:

@@ -35,6 +35,7 @@ class SyntheticSettings:
     max_side: int = 640
     max_objects: int = 4
     jpeg_quality: int = 92
+    exif: str = "apply"  # boxes refer to the image as displayed (apply) or stored
 
 
 CATEGORY_IDS = {"disc": 1, "square": 2, "triangle": 3, "creature": 4}

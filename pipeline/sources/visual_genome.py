@@ -34,6 +34,7 @@ class VisualGenomeSettings:
     local_dir: str | None = None
     coco_wins: bool = True
     dedupe_iou: float = 0.7
+    exif: str = "ignore"  # boxes refer to the image as displayed (apply) or stored
 
 
 class VisualGenomeFormatError(ValueError):

@@ -8,12 +8,15 @@ import re
 from pipeline.config import from_dict
 from pipeline.sweep_runs import points, run_train_settings
 from pipeline.metrics.weights import find_weights
+from pipeline.user_paths import check_user_paths
 from pipeline.sources.openimages_files import OpenImagesSettings, metadata_files
 
 min_version("9.0")
 
 
 validate(config, "../../config/schema.yaml")
+# A user's folders and files are inputs only: none may overlap a folder the workflow writes.
+check_user_paths(config, Path.cwd())
 
 # Sources: the built-in ones, and named datasets (pipeline/sources/): the user's own in COCO
 # format (DATASETS), and generated ones (SYNTHETIC: the built-in synthetic and format: synthetic).
@@ -135,6 +138,14 @@ def evaluated_experiments(wildcards):
 
 def source_config(name):
     return config["sources"][name]
+
+
+def source_exif(wildcards):
+    """Each source of the experiment: do its boxes refer to the image as displayed (apply) or
+    as stored (ignore)."""
+    return {
+        name: source_config(name)["exif"] for name in experiment(wildcards)["sources"]
+    }
 
 
 def exclusions_file(wildcards):

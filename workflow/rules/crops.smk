@@ -21,5 +21,7 @@ rule crops_extract:
     params:
         crops=exp_setting("crops"),
         image_size=exp_setting("image_size"),
+        exif=source_exif,
+        bad_images=config["bad_images"],
     script:
         RUN_SCRIPT
