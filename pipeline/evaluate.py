@@ -21,11 +21,12 @@ import torch
 
 from pipeline.config import EvalSettings
 from pipeline.gan.data import load_split
-from pipeline.gan.devices import select_device
+from pipeline.gan.devices import select_device, use_cpu_threads
 from pipeline.gan.grids import save_grid, to_uint8
 from pipeline.gan.models import grid_labels, load_generator
 from pipeline.gan.sampling import MIN_REAL, class_labels, generate, real_sets
 from pipeline.io import write_json
+from pipeline.metrics.colour import colour_metrics
 from pipeline.metrics.fid import frechet_distance, kernel_inception_distance
 from pipeline.metrics.memorisation import memorisation, nearest
 from pipeline.metrics.prc import precision_recall
@@ -58,10 +59,16 @@ def swd_metrics(
         swd_floor["swd_mean"],
         len(held_out),
     )
+    colours, colour_floor = (
+        colour_metrics(held_out, fake, seed),
+        colour_metrics(held_out, train, seed),
+    )
     return {
         "num_images": len(held_out),
         "swd": swd_fake["swd_mean"],
         "swd_real_floor": swd_floor["swd_mean"],
+        **colours,
+        **{f"{key}_real_floor": value for key, value in colour_floor.items()},
         "swd_levels": swd_fake,
         "swd_real_floor_levels": swd_floor,
     }
@@ -176,7 +183,7 @@ def evaluate(
     threads: int = 1,
 ) -> dict:
     """The evaluate stage: pictures and metrics of one trained generator."""
-    torch.set_num_threads(max(1, threads))
+    use_cpu_threads(threads)
     generator, state = load_generator(model_path)
     grid_y = grid_labels(generator.cfg.n_classes, s.grid_size**2, per_row=s.grid_size)
     save_grid(generate(generator, s.grid_size**2, seed, grid_y), out.samples, nrow=s.grid_size)

@@ -16,7 +16,7 @@ import torch
 
 from pipeline.config import EvalSettings
 from pipeline.gan.data import load_split
-from pipeline.gan.devices import select_device
+from pipeline.gan.devices import select_device, use_cpu_threads
 from pipeline.io import atomic_path
 from pipeline.metrics import features
 from pipeline.metrics.weights import check_weights, find_weights, missing_weights_message
@@ -54,7 +54,7 @@ def reference_features(
     shards_dir: Path, out_path: Path, s: EvalSettings, seed: int, threads: int = 1
 ) -> dict:
     """The `evaluate_reference` stage: features of the real crops, to `out_path`."""
-    torch.set_num_threads(max(1, threads))
+    use_cpu_threads(threads)
     extractor = Extractor.from_settings(s, select_device("auto"))
     train, holdout = load_split(shards_dir, "train"), load_split(shards_dir, "holdout")
     rng = torch.Generator().manual_seed(seed + 11)

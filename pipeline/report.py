@@ -44,6 +44,8 @@ COLUMNS = [
     ("step", "steps"),
     ("swd", "SWD"),
     ("swd_real_floor", "SWD floor"),
+    ("colour", "colour"),
+    ("colour_real_floor", "colour floor"),
     ("fid", "FID"),
     ("fid_real_floor", "FID floor"),
     ("kid", "KID"),

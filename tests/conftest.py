@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pipeline  # noqa: F401 (first: sets OMP_WAIT_POLICY before any test imports torch)
+
 pytest_plugins = ["tests.conftest_http"]
 
 REPO = Path(__file__).resolve().parents[1]

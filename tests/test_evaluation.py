@@ -189,8 +189,12 @@ def test_demo_evaluation_without_weights_still_reports_everything_else(demo_run)
     # the tiny demo holds out 5 crops: the copy check says it cannot judge instead of guessing
     assert "too few to judge copying" in metrics["memorisation"]["note"]
     evals = [json.loads(ln) for ln in (demo_run / "results/demo/train/evals.jsonl").open()]
-    assert [e["step"] for e in evals] == [15, 30]
+    assert [e["step"] for e in evals] == [0, 15, 30]  # from the untrained generator on
     assert evals[-1]["swd"] == pytest.approx(metrics["swd"])  # same crops, same latents
+    # what SWD cannot see, beside it, with its real-vs-real floor
+    assert metrics["colour"] > 0 and metrics["colour_real_floor"] > 0
+    assert metrics["layout"] > 0 and metrics["layout_real_floor"] > 0
+    assert all({"colour", "layout"} <= set(e) for e in evals)
 
 
 def test_placing_inception_weights_reruns_only_the_evaluation(demo_copy, random_inception):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,6 +77,35 @@ def test_same_seed_gives_same_first_losses_and_losses_are_finite(tmp_path):
     assert all(np.isfinite(s["loss_d"]) and np.isfinite(s["loss_g"]) for s in first)
     _, other_seed, _ = run(tmp_path, "c", replace(TINY, lr_d=1e-3), shards)
     assert [s["loss_g"] for s in other_seed][1:] != [s["loss_g"] for s in first][1:]
+
+
+@pytest.mark.parametrize("outer", [1, 4])
+def test_the_threads_around_training_do_not_change_it(tmp_path, outer):
+    # training sets its own thread count (at most the CPUs it may use), so a test or a user's
+    # process that set 1 or 4 threads before gets the same weights, bit for bit
+    shards = make_shards(tmp_path / "shards")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(outer)
+        trainer, _, _ = run(tmp_path, f"outer{outer}", TINY, shards)
+    finally:
+        torch.set_num_threads(before)
+    torch.set_num_threads(2)
+    reference, _, _ = run(tmp_path, "reference", TINY, shards)
+    torch.set_num_threads(before)
+    for got, want in zip(trainer.G.parameters(), reference.G.parameters(), strict=True):
+        assert torch.equal(got, want)
+
+
+def test_passive_openmp_waiting_is_set_before_torch_loads():
+    # spinning OpenMP threads made training 20-90x slower beside other work (pipeline/__init__)
+    code = "import os, pipeline.gan.train, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "PASSIVE", out.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # a user's own choice is kept
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "ACTIVE", out.stderr
 
 
 def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):

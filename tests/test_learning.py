@@ -1,10 +1,18 @@
-"""The GAN learns: trained on the demo's discs at 32 px, its samples move toward the data.
+"""The GAN learns, and a subtly wrong trainer does not pass: small CPU runs on the demo's discs.
 
-For each loss, a short CPU run on the demo's crops (made by the workflow's own data stages) must
-bring the SWD of its samples against held-out crops (the training probe, `evals.jsonl`) to well
-below its value at the first measurement and within a stated factor of the real-vs-real floor.
-The same check must fail on a broken trainer: a generator that does not learn (learning rate 0)
-and one that climbs its own loss (sign flipped). That is how we know the check can fail.
+The workflow's own data stages make ~500 disc crops at 32 px (30% held out). Each recipe trains
+a small DCGAN; the training probe (`evals.jsonl`) measures its samples against held-out crops
+from the untrained generator (step 0) on: SWD, and the colour and layout distances that SWD's
+per-channel normalisation cannot see (pipeline/metrics/colour.py).
+
+The recipes the experiments ship are tested as shipped, named in full: the DCGAN recipe of the
+demo and `celeba64` (`bce`), and `giraffe128`'s and `ffhq128`'s DiffAugment recipe
+(`bce+diffaugment`). Each must end within `TOLERANCE` of where the correct trainer ends (PINNED:
+the worst of seeds 1, 2 and 3, measured on this project's CI machine with 1 thread), on SWD and on
+colour and layout, and its SWD must have fallen to half the untrained generator's. The other losses
+keep a looser bar (half the first SWD, 3x the real-vs-real floor). Training pins its own thread
+count (1), so the outcome does not depend on the machine's load or on threads set outside.
+`benchmarks/breaks.py` shows which tests fail on each of a list of broken trainers.
 """
 
 from __future__ import annotations
@@ -54,8 +62,24 @@ RUN = TrainSettings(  # the DCGAN recipe, named in full: the schema's defaults m
     eval_images=256,
     gpus=0,
 )
-LOSSES = {
-    "bce": {},
+# The recipes the experiments ship, on the small nets above.
+SHIPPED = {
+    "bce": {},  # demo, celeba64: the DCGAN recipe
+    "bce+diffaugment": {"diffaugment": ("color", "translation", "cutout")},  # giraffe128, ffhq128
+}
+# Where the correct trainer ends with seeds 1, 2, 3 (1 thread, 2000 steps): the worst last value
+# of each measure. Measured: bce SWD 60.5 / 69.6 / 63.4, colour 4.6 / 7.2 / 5.6, layout 5.9 / 9.5 /
+# 5.6; bce+diffaugment SWD 112.1 / 97.8 / 97.2, colour 8.5 / 10.3 / 11.2, layout 11.2 / 9.5 / 8.7
+# (real-vs-real floors: SWD 37.7, colour 6.7, layout 5.5; the untrained generator: SWD 225-232,
+# colour 50, layout 3.8). Broken trainers, bce, seed 1: no final tanh SWD 86.4; reals in [0, 1]
+# SWD 91.1, colour 63.2, layout 64.3.
+PINNED = {
+    "bce": {"swd": 69.6, "colour": 7.2, "layout": 9.5},
+    "bce+diffaugment": {"swd": 112.1, "colour": 11.2, "layout": 11.2},
+}
+TOLERANCE = 1.10  # another machine (other rounding, so another trajectory) lands within this
+FALL = 2.0  # and the last SWD at most half the untrained generator's
+LOSSES = {  # the other losses, each with the settings it is known to want
     "hinge": {"loss": "hinge", "d_norm": "spectral", "steps": 3000},
     "lsgan": {"loss": "lsgan", "lr_g": 4e-4, "steps": 3000},
     "wgan-gp": {
@@ -68,23 +92,34 @@ LOSSES = {
         "batch_size": 64,
     },
 }
-DROP = 0.5  # the last SWD must be at most half the first one ...
+DROP = 0.5  # other losses: the last SWD at most half the first one ...
 FLOOR_FACTOR = 3.0  # ... and within this factor of the real-vs-real SWD
 
 
 @dataclass
 class Outcome:
-    first: float
-    last: float
+    first: dict
+    last: dict
     floor: float
+
+    def within_pinned(self, recipe: str) -> bool:
+        pinned = PINNED[recipe]
+        return self.last["swd"] * FALL <= self.first["swd"] and all(
+            self.last[key] <= TOLERANCE * bar for key, bar in pinned.items()
+        )
 
     @property
     def learned(self) -> bool:
-        return self.last <= DROP * self.first and self.last <= FLOOR_FACTOR * self.floor
+        return (
+            self.last["swd"] <= DROP * self.first["swd"]
+            and self.last["swd"] <= FLOOR_FACTOR * self.floor
+        )
 
     def __str__(self) -> str:
         return (
-            f"SWD first {self.first:.1f}, last {self.last:.1f}, real-vs-real floor {self.floor:.1f}"
+            f"SWD first {self.first['swd']:.1f}, last {self.last['swd']:.1f}; colour first "
+            f"{self.first['colour']:.1f}, last {self.last['colour']:.1f}; layout last "
+            f"{self.last['layout']:.1f}; real-vs-real SWD floor {self.floor:.1f}"
         )
 
 
@@ -98,21 +133,28 @@ def shards(tmp_path_factory) -> Path:
 
 def train_and_measure(shards: Path, out: Path, settings: TrainSettings) -> Outcome:
     train(shards, out / "model.pt", out / "stats.jsonl", out / "ckpt", settings, 32, seed=1,
-          threads=2, evals_path=out / "evals.jsonl")  # fmt: skip
+          threads=1, evals_path=out / "evals.jsonl")  # fmt: skip
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
+    assert evals[0]["step"] == 0  # the untrained generator
     holdout, train_crops = load_split(shards, "holdout"), load_split(shards, "train")
     floor = sliced_wasserstein(*real_sets(holdout, train_crops, settings.eval_images, 1))
-    return Outcome(evals[0]["swd"], evals[-1]["swd"], floor["swd_mean"])
+    return Outcome(evals[0], evals[-1], floor["swd_mean"])
+
+
+@pytest.mark.parametrize("recipe", SHIPPED)
+def test_each_shipped_recipe_ends_where_the_correct_trainer_ends(shards, tmp_path, recipe):
+    outcome = train_and_measure(shards, tmp_path, replace(RUN, **SHIPPED[recipe]))
+    assert outcome.within_pinned(recipe), f"{recipe}: {outcome}; pinned {PINNED[recipe]}"
 
 
 @pytest.mark.parametrize("loss", LOSSES)
-def test_each_loss_brings_samples_near_the_data(shards, tmp_path, loss):
+def test_each_other_loss_brings_samples_near_the_data(shards, tmp_path, loss):
     outcome = train_and_measure(shards, tmp_path, replace(RUN, **LOSSES[loss]))
     assert outcome.learned, f"{loss}: {outcome}"
 
 
-def freeze_generator(monkeypatch) -> None:
-    """The generator's optimiser built with learning rate 0."""
+def test_the_check_fails_on_a_generator_that_does_not_learn(shards, tmp_path, monkeypatch):
+    """The generator's optimiser built with learning rate 0 (benchmarks/breaks.py has more)."""
     build = trainer_module.Trainer._build_networks
 
     def build_frozen(self, image_size):
@@ -121,16 +163,5 @@ def freeze_generator(monkeypatch) -> None:
             group["lr"] = 0.0
 
     monkeypatch.setattr(trainer_module.Trainer, "_build_networks", build_frozen)
-
-
-def flip_generator_loss(monkeypatch) -> None:
-    """The generator's loss with its sign flipped: G climbs it, away from what D calls real."""
-    g_loss = trainer_module.g_loss
-    monkeypatch.setattr(trainer_module, "g_loss", lambda kind, fake: -g_loss(kind, fake))
-
-
-@pytest.mark.parametrize("breakage", [freeze_generator, flip_generator_loss])
-def test_the_check_fails_on_a_broken_trainer(shards, tmp_path, monkeypatch, breakage):
-    breakage(monkeypatch)
     outcome = train_and_measure(shards, tmp_path, RUN)
-    assert not outcome.learned, f"bce with {breakage.__name__} passed: {outcome}"
+    assert not outcome.within_pinned("bce"), f"bce with a frozen generator passed: {outcome}"

@@ -118,10 +118,12 @@ def test_two_point_sweep_trains_both_compares_and_picks_the_better(demo_copy):
 
 
 def test_best_checkpoint_survives_a_metric_that_gets_worse(tmp_path, monkeypatch):
-    scripted = iter([5.0, 3.0, 4.0, 6.0])  # SWD at steps 2, 4, 6, 8: best at step 4
+    # SWD at steps 0 (the untrained generator: measured, never kept), 2, 4, 6, 8: best at step 4
+    scripted = iter([1.0, 5.0, 3.0, 4.0, 6.0])
 
     def probe(self, trainer):
-        return {"step": trainer.step, "swd": next(scripted), "images": 16}
+        swd = next(scripted)
+        return {"step": trainer.step, "swd": swd, "colour": swd, "layout": swd, "images": 16}
 
     monkeypatch.setattr(QualityProbe, "__call__", probe)
     settings = replace(TINY, steps=8, eval_every=2)
@@ -133,7 +135,8 @@ def test_best_checkpoint_survives_a_metric_that_gets_worse(tmp_path, monkeypatch
     assert (best["step"], best["metric"], last["step"]) == (4, 3.0, 8)
     assert not torch.equal(best["generator"]["main.0.weight"], last["generator"]["main.0.weight"])
     evals = [json.loads(ln) for ln in (out / "evals.jsonl").read_text().splitlines()]
-    assert [e["swd"] for e in evals] == [5.0, 3.0, 4.0, 6.0]
+    assert [e["swd"] for e in evals] == [1.0, 5.0, 3.0, 4.0, 6.0]
+    assert [e["step"] for e in evals] == [0, 2, 4, 6, 8]
 
 
 def test_evaluation_uses_the_best_checkpoint_unless_told_otherwise(tmp_path):

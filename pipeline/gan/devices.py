@@ -29,6 +29,16 @@ log = logging.getLogger(__name__)
 LOCK_DIR = Path(tempfile.gettempdir()) / "gan-crops-gpu-locks"
 
 
+def use_cpu_threads(requested: int) -> int:
+    """Set torch's intra-op threads to `requested`, at most the CPUs this process may run on
+    (a cluster job's or container's share, not the machine's), and return the count. More
+    threads than CPUs leave OpenMP's team waiting on a descheduled thread at every operation."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, min(requested, allowed or 1))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

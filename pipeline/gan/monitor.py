@@ -15,6 +15,7 @@ from pipeline.gan.grids import save_grid
 from pipeline.gan.sampling import MIN_REAL, class_labels, generate, real_sets
 from pipeline.gan.trainer import Trainer
 from pipeline.io import atomic_path
+from pipeline.metrics.colour import colour_metrics
 from pipeline.metrics.swd import sliced_wasserstein
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,9 @@ def progress_strip(samples_dir: Path, out: Path, frame_ms: int = 400) -> None:
 
 
 class QualityProbe:
-    """SWD of generated against held-out crops during training, on a fixed budget: the same
-    held-out crops and the same latents each time, so the curve moves only with the generator."""
+    """SWD (and the colour and layout distances SWD cannot see) of generated against held-out
+    crops during training, on a fixed budget: the same held-out crops and the same latents each
+    time, so the curve moves only with the generator."""
 
     def __init__(self, holdout: torch.Tensor, train: torch.Tensor, s: TrainSettings, seed: int):
         self.real, _ = real_sets(holdout, train, s.eval_images, seed)
@@ -151,4 +153,5 @@ class QualityProbe:
         with trainer.sampling() as generator:
             fake = generate(generator, n, self.seed + 1, labels)
         swd = sliced_wasserstein(self.real, fake)["swd_mean"]
-        return {"step": trainer.step, "swd": round(swd, 4), "images": n}
+        colours = colour_metrics(self.real, fake, self.seed)
+        return {"step": trainer.step, "swd": round(swd, 4), **colours, "images": n}

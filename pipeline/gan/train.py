@@ -34,7 +34,7 @@ from pipeline.gan.checkpoint import (
     try_resume,
 )
 from pipeline.gan.data import load_labels, load_split
-from pipeline.gan.devices import select_device
+from pipeline.gan.devices import select_device, use_cpu_threads
 from pipeline.gan.job import TrainJob
 from pipeline.gan.monitor import (
     DiscriminatorAlarm,
@@ -84,7 +84,7 @@ def train_job(job: TrainJob) -> Trainer | None:
     if s.gpus > 1 and "WORLD_SIZE" not in os.environ:
         distributed.launch(job)
         return None
-    torch.set_num_threads(max(1, job.threads))
+    use_cpu_threads(job.threads)
     ranks, ddp_device = distributed.setup(s.device)
     device = ddp_device or select_device(s.device)
     manifest, images, labels, classes = load_data(job)
@@ -188,9 +188,14 @@ def measure(trainer: Trainer, probe: QualityProbe, keeper: BestKeeper | None, ev
     with open(evals, "a") as handle:
         handle.write(json.dumps(measured) + "\n")
     log.info(
-        "step %d: SWD x1e3 %.2f (%d images)", trainer.step, measured["swd"], measured["images"]
+        "step %d: SWD x1e3 %.2f, colour %.2f, layout %.2f (%d images)",
+        trainer.step,
+        measured["swd"],
+        measured["colour"],
+        measured["layout"],
+        measured["images"],
     )
-    if keeper is not None:
+    if keeper is not None and trainer.step > 0:
         keeper.update(trainer, measured["swd"])
 
 
@@ -205,6 +210,8 @@ def _loop(
     bar = progress(total=s.steps, initial=trainer.step, desc="train", unit="step", disable=not main)
     window = StatsWindow(s.batch_size)
     alarm = DiscriminatorAlarm(s.alarm_accuracy, s.alarm_steps)
+    if probe is not None and trainer.step == 0:  # the untrained generator: where the curve starts
+        measure(trainer, probe, keeper, job.running_evals)
     with open(job.running_stats if main else os.devnull, "a") as log_file:
         while trainer.step < s.steps:
             window.add(trainer.train_step())
