@@ -179,7 +179,12 @@ def test_train_rule_asks_for_the_configured_gpus(tmp_path):
     write_config(tmp_path, {"experiments": {"demo": {"train": {"gpus": 2}}}})
     proc = snakemake(tmp_path, "-n", "results/demo/train/model.pt")
     train_job = proc.stdout.split("rule train_gan:", 1)[1].split("\n\n", 1)[0]
-    assert "gpu=2" in train_job
+    # one node (torchrun's processes share it; the SLURM plugin passes --nodes=1), 8 GB a process
+    assert "gpu=2, nodes=1, mem_mb=16000" in train_job
+    write_config(tmp_path, {"experiments": {"demo": {"train": {"gpus": 0}}}})
+    proc = snakemake(tmp_path, "-n", "results/demo/train/model.pt")
+    assert "gpu=0, nodes=1, mem_mb=8000" in proc.stdout.split("rule train_gan:", 1)[1]
+    write_config(tmp_path, {"experiments": {"demo": {"train": {"gpus": 2}}}})
     assert dry_run(tmp_path, "results/demo/train/model.pt")["train_gan"] == 1
 
 

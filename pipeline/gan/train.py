@@ -14,6 +14,7 @@ EMA of G. Every `log_every` steps a stats line, every `sample_every` a sample gr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from pipeline.gan.checkpoint import (
 )
 from pipeline.gan.data import load_labels, load_split
 from pipeline.gan.devices import select_device, use_cpu_threads
+from pipeline.gan.distributed import Ranks
 from pipeline.gan.job import TrainJob
 from pipeline.gan.monitor import (
     DiscriminatorAlarm,
@@ -44,6 +46,7 @@ from pipeline.gan.monitor import (
     progress_strip,
     save_samples,
 )
+from pipeline.gan.run_lock import run_lock
 from pipeline.gan.trainer import Trainer
 from pipeline.io import atomic_path
 from pipeline.progress import progress
@@ -79,13 +82,21 @@ def train_job(job: TrainJob) -> Trainer | None:
     running this same function on the same job, waits for it and returns None. Every
     `eval_every` steps the SWD of generated against held-out crops goes to `job.evals_path`, and
     the model with the lowest SWD so far is kept as `job.best_path` besides the final
-    `job.model_path`. Returns the trainer (of this rank, under torchrun)."""
+    `job.model_path`. Returns the trainer (of this rank, under torchrun). A second trainer of
+    the same run (the same `work_dir`) refuses while this one runs (`run_lock`)."""
     s = job.settings
     if s.gpus > 1 and "WORLD_SIZE" not in os.environ:
         distributed.launch(job)
         return None
     use_cpu_threads(job.threads)
     ranks, ddp_device = distributed.setup(s.device)
+    # one trainer per run: rank 0 holds the run's lock (a second trainer refuses, naming it)
+    with run_lock(job.work_dir) if ranks.main else contextlib.nullcontext():
+        return _train(job, ranks, ddp_device)
+
+
+def _train(job: TrainJob, ranks: Ranks, ddp_device) -> Trainer:
+    s = job.settings
     device = ddp_device or select_device(s.device)
     manifest, images, labels, classes = load_data(job)
     log.info(

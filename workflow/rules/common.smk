@@ -91,6 +91,11 @@ def train_gpus(wildcards):
     return train_settings(wildcards)["gpus"]
 
 
+def train_mem_mb(wildcards):
+    """Host memory of a training job: 8 GB per training process (one per GPU, one on CPU)."""
+    return 8000 * max(1, train_gpus(wildcards))
+
+
 def run_dir(wildcards):
     if "run" in wildcards.keys():
         return f"results/{wildcards.exp}/runs/{wildcards.run}"

@@ -1,6 +1,7 @@
 # Train the DCGAN. Checkpoints live in results/{exp}/train/checkpoints (not an output, so they
 # survive an interrupted job); a rerun resumes from the last one. `gpu` is train.gpus: with more
-# than one, the job runs torchrun with one DDP process per GPU. best.pt is the model with the
+# than one, the job runs torchrun with one DDP process per GPU, all on one node (multi-node
+# training is not supported). best.pt is the model with the
 # lowest SWD measured during training (model selection), model.pt the last.
 
 
@@ -21,8 +22,10 @@ rule train_gan:
         ENV
     threads: MAX_THREADS
     resources:
-        mem_mb=8000,
+        mem_mb=train_mem_mb,
         gpu=train_gpus,
+        # torchrun starts one process per GPU on one machine: never spread over nodes
+        nodes=1,
     params:
         train=train_settings,
         image_size=exp_setting("image_size"),
