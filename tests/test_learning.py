@@ -8,10 +8,10 @@ per-channel normalisation cannot see (pipeline/metrics/colour.py).
 The recipes the experiments ship are tested as shipped, named in full: the DCGAN recipe of the
 demo and `celeba64` (`bce`), and `giraffe128`'s and `ffhq128`'s DiffAugment recipe
 (`bce+diffaugment`). Each must end within `TOLERANCE` of where the correct trainer ends (PINNED:
-the worst of seeds 1, 2 and 3, measured on this project's CI machine with 1 thread), on SWD and on
-colour and layout, and its SWD must have fallen to half the untrained generator's. The other losses
-keep a looser bar (half the first SWD, 3x the real-vs-real floor). Training pins its own thread
-count (1), so the outcome does not depend on the machine's load or on threads set outside.
+the worst of seeds 1, 2 and 3, measured on this project's CI machine with 1 thread), on SWD,
+colour and layout, and its SWD must have fallen to half the untrained generator's. Training pins
+its own thread count (1), so the outcome does not depend on the machine's load or on threads set
+outside.
 `benchmarks/breaks.py` shows which tests fail on each of a list of broken trainers.
 """
 
@@ -79,21 +79,12 @@ PINNED = {
 }
 TOLERANCE = 1.10  # another machine (other rounding, so another trajectory) lands within this
 FALL = 2.0  # and the last SWD at most half the untrained generator's
-LOSSES = {  # the other losses, each with the settings it is known to want
-    "hinge": {"loss": "hinge", "d_norm": "spectral", "steps": 3000},
-    "lsgan": {"loss": "lsgan", "lr_g": 4e-4, "steps": 3000},
-    "wgan-gp": {
-        "loss": "wgan-gp",
-        "d_norm": "none",
-        "lr_d": 5e-4,
-        "lr_g": 5e-4,
-        "beta2": 0.9,
-        "ndf": 32,
-        "batch_size": 64,
-    },
-}
-DROP = 0.5  # other losses: the last SWD at most half the first one ...
-FLOOR_FACTOR = 3.0  # ... and within this factor of the real-vs-real SWD
+# The other losses (hinge, lsgan, wgan-gp) have no learning run here: no shipped recipe uses them,
+# and each run costs 3-9 minutes of the suite on 2 cores (hinge and lsgan need 3000 steps; WGAN-GP a
+# wider critic, and its last SWD moved from 87 to 115 between 2 threads and 1, too wide for a bar
+# that catches anything). Their steps are checked exactly in test_trainer_invariants.py (each
+# player's gradient recomputed for every loss, the losses' signs) and the penalties in
+# test_gan_stabilisers.py; benchmarks/recipes.py trains them.
 
 
 @dataclass
@@ -106,13 +97,6 @@ class Outcome:
         pinned = PINNED[recipe]
         return self.last["swd"] * FALL <= self.first["swd"] and all(
             self.last[key] <= TOLERANCE * bar for key, bar in pinned.items()
-        )
-
-    @property
-    def learned(self) -> bool:
-        return (
-            self.last["swd"] <= DROP * self.first["swd"]
-            and self.last["swd"] <= FLOOR_FACTOR * self.floor
         )
 
     def __str__(self) -> str:
@@ -145,12 +129,6 @@ def train_and_measure(shards: Path, out: Path, settings: TrainSettings) -> Outco
 def test_each_shipped_recipe_ends_where_the_correct_trainer_ends(shards, tmp_path, recipe):
     outcome = train_and_measure(shards, tmp_path, replace(RUN, **SHIPPED[recipe]))
     assert outcome.within_pinned(recipe), f"{recipe}: {outcome}; pinned {PINNED[recipe]}"
-
-
-@pytest.mark.parametrize("loss", LOSSES)
-def test_each_other_loss_brings_samples_near_the_data(shards, tmp_path, loss):
-    outcome = train_and_measure(shards, tmp_path, replace(RUN, **LOSSES[loss]))
-    assert outcome.learned, f"{loss}: {outcome}"
 
 
 def test_the_check_fails_on_a_generator_that_does_not_learn(shards, tmp_path, monkeypatch):
