@@ -3,7 +3,9 @@
 Each source image is decoded once, however many boxes it holds, and JPEGs are decoded at reduced
 scale (libjpeg's DCT scaling through Pillow's `draft`) when the crops need fewer pixels. Images are
 spread over worker processes. Crops go to `crops/{crop_id}.png`; accepted boxes to the crops table,
-rejected ones to the rejects table with the reason.
+rejected ones to the rejects table with the reason. Each image is decoded as its source's boxes
+see it (`image_files`: EXIF applied or not, per source); too many unusable images, or no crop at
+all, stop the stage before anything is kept (`image_checks`).
 """
 
 from __future__ import annotations
