@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -57,6 +58,21 @@ def hint(source: str) -> str:
     )
 
 
+def found_elsewhere(folder: str, name: str, depth: int = 2, limit: int = 2000) -> str | None:
+    """A folder at most `depth` levels below `folder` that holds a file called `name` (the
+    first of at most `limit` folders looked at), or None."""
+    root = Path(folder)
+    for seen, (current, dirs, files) in enumerate(os.walk(root), start=1):
+        if name in files and Path(current) != root:
+            return current
+        if seen >= limit:
+            return None
+        if len(Path(current).relative_to(root).parts) >= depth:
+            dirs.clear()
+        dirs.sort()
+    return None
+
+
 def _by_source(problems: list[ImageProblem]) -> list[str]:
     lines = []
     groups: dict[str, list[ImageProblem]] = defaultdict(list)
@@ -69,6 +85,10 @@ def _by_source(problems: list[ImageProblem]) -> list[str]:
         lines.append(f"  source {source!r}: {len(found)} images ({counts}), looked in {folder}")
         lines.extend(f"    {p.path} ({p.reason})" for p in found[:SHOWN])
         if reasons["missing_image"]:
+            missing = next(p for p in found if p.reason == "missing_image")
+            there = found_elsewhere(folder, os.path.basename(missing.path))
+            if there:
+                lines.append(f"    {os.path.basename(missing.path)} is in {there}")
             lines.append(f"    fix: {hint(source)}")
     return lines
 

@@ -200,6 +200,7 @@ def test_a_wrong_images_folder_stops_the_crop_stage_naming_it_and_the_fix(tmp_pa
     assert "3 of 3 images (100.0%) could not be used, more than bad_images.max_fraction 0.02" in log
     assert f"source 'zoo': 3 images (missing_image 3), looked in {tmp_path / 'export'}" in log
     assert f"{tmp_path / 'export/a.jpg'} (missing_image)" in log
+    assert f"a.jpg is in {tmp_path / 'export/data'}" in log  # where they are, found below
     assert (
         "fix: sources.zoo.images must be the folder that holds the images by their file_name" in log
     )
