@@ -113,7 +113,7 @@ def check_images(
         raise BadImagesError("no crop: the sources gave no box of the experiment's categories")
     if crops == 0:
         counts = rejects["reason"].value_counts()
-        reasons = ", ".join(f"{r} {n}" for r, n in counts.items()) or "the sources gave no box"
+        reasons = ", ".join(f"{r} {n}" for r, n in counts.items())
         lines = [f"no crop: every one of {len(rejects)} boxes was rejected ({reasons})"]
         for reason in counts.index[:SHOWN]:
             lines.append(

@@ -60,6 +60,11 @@ def orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def turn_for(image: Image.Image, exif: str) -> int:
+    """The EXIF orientation the boxes see `image` under: its own (apply) or none (ignore)."""
+    return orientation(image) if exif == "apply" else 1
+
+
 def displayed_size(size: tuple[int, int], turn: int) -> tuple[int, int]:
     """The size of an image stored at `size` as shown under EXIF orientation `turn`."""
     return (size[1], size[0]) if turn in SIDE_SWAPS else size
@@ -132,8 +137,7 @@ def open_reduced(
     if exif not in EXIF_CHOICES:
         raise ValueError(f"exif must be one of {EXIF_CHOICES}, got {exif!r}")
     with _open(path, max_pixels) as image:
-        found = orientation(image)
-        turn = found if exif == "apply" else 1
+        found, turn = orientation(image), turn_for(image, exif)
         stored = image.size
         if draft and image.format == "JPEG" and scale < 0.5:
             w, h = displayed_size((width, height), turn)
@@ -146,5 +150,4 @@ def open_reduced(
 def header_size(path: Path, exif: str) -> tuple[int, int]:
     """The size of the image at `path` as the boxes see it, from its header (no decoding)."""
     with _open(path, None) as image:
-        turn = orientation(image) if exif == "apply" else 1
-        return displayed_size(image.size, turn)
+        return displayed_size(image.size, turn_for(image, exif))

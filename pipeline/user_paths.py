@@ -36,7 +36,8 @@ class UserPath:
     folder: bool  # a folder (local_dir, images) or a file (annotations)
 
 
-def _as_list(value: str | list[str]) -> list[str]:
+def annotation_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """A named dataset's `annotations:` (one file, or a list of them) as a list."""
     return [value] if isinstance(value, str) else list(value)
 
 
@@ -49,17 +50,15 @@ def user_paths(sources: dict) -> list[UserPath]:
             found.append(UserPath(f"sources.{name}.local_dir", Path(block["local_dir"]), True))
         if block.get("format") != "coco":
             continue
-        files = _as_list(block["annotations"])
+        files = annotation_list(block["annotations"])
         for i, file in enumerate(files):
             key = "annotations" if len(files) == 1 else f"annotations[{i}]"
             found.append(UserPath(f"sources.{name}.{key}", Path(file), False))
-        if block.get("images"):
-            found.append(UserPath(f"sources.{name}.images", Path(block["images"]), True))
-        else:
-            for i, file in enumerate(files):
-                key = "annotations" if len(files) == 1 else f"annotations[{i}]"
+            if not block.get("images"):
                 setting = f"sources.{name}.images (unset: the folder of {key})"
                 found.append(UserPath(setting, Path(file).parent, True))
+        if block.get("images"):
+            found.append(UserPath(f"sources.{name}.images", Path(block["images"]), True))
     return found
 
 
@@ -109,7 +108,7 @@ def _repeated(sources: dict, experiments: dict, workdir: Path) -> list[str]:
             source = sources.get(name, {})
             if source.get("format") != "coco":
                 continue
-            for file in _as_list(source["annotations"]):
+            for file in annotation_list(source["annotations"]):
                 path = _resolved(Path(file), workdir)
                 if path in seen:
                     lines.append(

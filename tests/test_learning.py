@@ -115,23 +115,28 @@ def shards(tmp_path_factory) -> Path:
     return workdir / "results/demo/shards"
 
 
-def train_and_measure(shards: Path, out: Path, settings: TrainSettings) -> Outcome:
+@pytest.fixture(scope="module")
+def floor(shards) -> float:
+    """The real-vs-real SWD the failure messages quote (held-out against training crops)."""
+    holdout, train_crops = load_split(shards, "holdout"), load_split(shards, "train")
+    return sliced_wasserstein(*real_sets(holdout, train_crops, RUN.eval_images, 1))["swd_mean"]
+
+
+def train_and_measure(shards: Path, out: Path, settings: TrainSettings, floor: float) -> Outcome:
     train(shards, out / "model.pt", out / "stats.jsonl", out / "ckpt", settings, 32, seed=1,
           threads=1, evals_path=out / "evals.jsonl")  # fmt: skip
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
     assert evals[0]["step"] == 0  # the untrained generator
-    holdout, train_crops = load_split(shards, "holdout"), load_split(shards, "train")
-    floor = sliced_wasserstein(*real_sets(holdout, train_crops, settings.eval_images, 1))
-    return Outcome(evals[0], evals[-1], floor["swd_mean"])
+    return Outcome(evals[0], evals[-1], floor)
 
 
 @pytest.mark.parametrize("recipe", SHIPPED)
-def test_each_shipped_recipe_ends_where_the_correct_trainer_ends(shards, tmp_path, recipe):
-    outcome = train_and_measure(shards, tmp_path, replace(RUN, **SHIPPED[recipe]))
+def test_each_shipped_recipe_ends_where_the_correct_trainer_ends(shards, floor, tmp_path, recipe):
+    outcome = train_and_measure(shards, tmp_path, replace(RUN, **SHIPPED[recipe]), floor)
     assert outcome.within_pinned(recipe), f"{recipe}: {outcome}; pinned {PINNED[recipe]}"
 
 
-def test_the_check_fails_on_a_generator_that_does_not_learn(shards, tmp_path, monkeypatch):
+def test_the_check_fails_on_a_generator_that_does_not_learn(shards, floor, tmp_path, monkeypatch):
     """The generator's optimiser built with learning rate 0 (benchmarks/breaks.py has more)."""
     build = trainer_module.Trainer._build_networks
 
@@ -142,6 +147,6 @@ def test_the_check_fails_on_a_generator_that_does_not_learn(shards, tmp_path, mo
 
     monkeypatch.setattr(trainer_module.Trainer, "_build_networks", build_frozen)
     # 500 steps: a generator that cannot move stays where it started (SWD ~230, the bar 77)
-    outcome = train_and_measure(shards, tmp_path, replace(RUN, steps=500))
+    outcome = train_and_measure(shards, tmp_path, replace(RUN, steps=500), floor)
     assert outcome.last["step"] == 500 and outcome.last["swd"] > 0.9 * outcome.first["swd"]
     assert not outcome.within_pinned("bce"), f"bce with a frozen generator passed: {outcome}"

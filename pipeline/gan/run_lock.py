@@ -153,10 +153,9 @@ def acquire(folder: Path) -> Path:
 def release(path: Path) -> None:
     """Remove the lock if it is still this process's."""
     found = _read(path)
-    if found is not None and found[0].get("pid") == os.getpid():
-        found_host = found[0].get("host")
-        if found_host == socket.gethostname():
-            path.unlink(missing_ok=True)
+    holder = found[0] if found else {}
+    if (holder.get("host"), holder.get("pid")) == (socket.gethostname(), os.getpid()):
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from pipeline.boxes import normalise
 from pipeline.records import BadRecordSettings, RecordRejects
 from pipeline.sources.coco import read_boxes
 from pipeline.sources.coco_records import user_dataset
+from pipeline.user_paths import annotation_list
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,7 @@ class CocoFormatSettings:
 
 def annotation_files(settings: CocoFormatSettings) -> list[Path]:
     """The dataset's annotation files, in the order the config lists them."""
-    files = settings.annotations
-    return [Path(files)] if isinstance(files, str) else [Path(f) for f in files]
+    return [Path(f) for f in annotation_list(settings.annotations)]
 
 
 def coco_format_boxes(

@@ -8,7 +8,7 @@ import re
 from pipeline.config import from_dict
 from pipeline.sweep_runs import points, run_train_settings
 from pipeline.metrics.weights import find_weights
-from pipeline.user_paths import check_user_paths
+from pipeline.user_paths import annotation_list, check_user_paths
 from pipeline.sources.openimages_files import OpenImagesSettings, metadata_files
 
 min_version("9.0")
@@ -218,5 +218,4 @@ def openimages_metadata_files(root):
 
 def dataset_annotations(wildcards):
     """The annotation files of a named COCO-format dataset (inputs only, never outputs)."""
-    files = source_config(wildcards.dataset)["annotations"]
-    return [files] if isinstance(files, str) else list(files)
+    return annotation_list(source_config(wildcards.dataset)["annotations"])
