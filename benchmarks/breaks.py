@@ -6,6 +6,7 @@ failed and which. A break that no test catches is printed as MISSED and the scri
 
     .venv/bin/python benchmarks/breaks.py                 # the quick tests (about 5 minutes)
     .venv/bin/python benchmarks/breaks.py --only ema_never_updated --learning
+    .venv/bin/python benchmarks/breaks.py --only no_final_tanh --learning-only -k "bce and not diff"
 """
 
 from __future__ import annotations
@@ -169,9 +170,10 @@ def apply(root: Path, br: Break) -> None:
     path.write_text(text)
 
 
-def failed_tests(root: Path, tests: list[str]) -> list[str]:
+def failed_tests(root: Path, tests: list[str], select: str | None = None) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", *tests]
+    cmd += ["-k", select] if select else []
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
     failed = re.findall(r"^FAILED (\S+)", proc.stdout, flags=re.MULTILINE)
     if proc.returncode not in (0, 1):
@@ -183,8 +185,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="break names to apply (default: all)")
     parser.add_argument("--learning", action="store_true", help="run the learning tests too")
+    parser.add_argument("--learning-only", action="store_true", help="the learning tests only")
+    parser.add_argument("-k", dest="select", help="pytest's -k: the tests to run")
     args = parser.parse_args()
-    tests = QUICK_TESTS + (LEARNING_TESTS if args.learning else [])
+    tests = [] if args.learning_only else QUICK_TESTS
+    tests += LEARNING_TESTS if args.learning or args.learning_only else []
     chosen = [b for b in BREAKS if not args.only or b.name in args.only]
     missed = []
     print(f"{'break':<22} {'failed':>6}  tests that fail (first 3)")
@@ -192,7 +197,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix=f"break-{br.name}-") as tmp:
             root = copy_repo(Path(tmp))
             apply(root, br)
-            failed = failed_tests(root, tests)
+            failed = failed_tests(root, tests, args.select)
         names = ", ".join(f.split("::")[-1] for f in failed[:3])
         print(f"{br.name:<22} {len(failed):>6}  {names or 'MISSED'}  ({br.what})", flush=True)
         if not failed:

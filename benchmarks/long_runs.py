@@ -1,0 +1,241 @@
+"""Recipes judged where they end: long runs on the creatures proxy, resumable, with curves and grids.
+
+`benchmarks/recipes.py` compares how recipes start (a few minutes each). This script trains each
+recipe for as many steps as `--hours` of training give on this machine at full speed (measured
+once in a short calibration run per recipe and kept in `plan.json`, so a slower recipe gets fewer
+steps), on the proxy experiment's shards (`proxy64`, `proxy128`: the creatures, cropped by the
+workflow's own stages), with networks `--width` wide (default 32).
+
+The recipes advance in turns, one milestone each (`--milestones`, default 8), so that an
+interrupted run has every recipe at comparable steps; a rerun goes on from each recipe's
+checkpoint (the trainer resumes: `pipeline.gan.checkpoint`) and skips milestones already measured.
+At each milestone: SWD, colour and layout against held-out crops (the training probe), precision
+and recall (512 samples, pixel features), sample diversity against real diversity, and how often D
+was right on reals and on fakes since the last milestone; a grid of 64 samples
+(`grids/{recipe}_{step}.png`). After each turn: `curves.png` (each measure against steps, every
+recipe) and `table.md`.
+
+    .venv/bin/python benchmarks/long_runs.py --size 128 [--hours 1] [--recipes a,b]
+        [--workdir DIR] [--threads N] [--milestones 8] [--width 32]
+
+The workdir's shards are made once (Snakemake, as `benchmarks/recipes.py` does). Threads: 1 by
+default, so the run takes one core and its steps do not depend on the thread count; the step
+counts still come from the calibration at all the CPUs.
+"""
+
+# ruff: noqa: E402 (tqdm reads TQDM_DISABLE when imported: set before the pipeline's imports)
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+from recipes import BASE, RECIPES, build_shards, real_reference
+
+from pipeline.config import TrainSettings
+from pipeline.gan.grids import save_grid
+from pipeline.gan.monitor import diversity
+from pipeline.gan.sampling import generate
+from pipeline.gan.train import train
+from pipeline.metrics.features import pixel_features
+from pipeline.metrics.prc import precision_recall
+from pipeline.plots import read_stats
+
+LONG = ("plain", "plain+da", "stable", "r1+da")
+MEASURES = ("swd", "colour", "precision", "recall", "diversity", "d_right_real", "d_right_fake")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a long run is: kept in plan.json so that a rerun goes on with the same steps."""
+
+    size: int
+    width: int
+    hours: float
+    steps: dict[str, int]  # per recipe
+    milestones: int
+
+    def milestone_steps(self, recipe: str) -> list[int]:
+        total = self.steps[recipe]
+        return [round(total * (k + 1) / self.milestones) for k in range(self.milestones)]
+
+
+def settings(recipe: str, width: int, steps: int, eval_every: int) -> TrainSettings:
+    spec = {k: tuple(v) if isinstance(v, list) else v for k, v in RECIPES[recipe].items()}
+    return replace(
+        BASE, **spec, ngf=width, ndf=width, steps=steps, eval_every=eval_every,
+        sample_every=eval_every or steps, checkpoint_every=min(eval_every or steps, 250),
+        log_every=50,
+    )  # fmt: skip
+
+
+def train_to(*, shards: Path, out: Path, settings: TrainSettings, size: int, threads: int):
+    """Train (or go on training) the run in `out` up to `settings.steps`."""
+    return train(shards, out / "model.pt", out / "stats.jsonl", out / "ckpt", settings, size,
+                 seed=0, threads=threads, evals_path=out / "evals.jsonl")  # fmt: skip
+
+
+def calibrate(*, shards: Path, workdir: Path, recipe: str, width: int, size: int) -> float:
+    """Steps per second of this recipe with all CPUs (10 steps after 3 of warm-up)."""
+    out = workdir / "calibration" / recipe
+    warm = settings(recipe, width, 3, 0)
+    train_to(shards=shards, out=out, settings=warm, size=size, threads=os.cpu_count() or 1)
+    start = time.perf_counter()
+    timed = replace(warm, steps=13)
+    train_to(shards=shards, out=out, settings=timed, size=size, threads=os.cpu_count() or 1)
+    return 10 / (time.perf_counter() - start)
+
+
+def make_plan(args, shards: Path, workdir: Path) -> Plan:
+    path = workdir / "plan.json"
+    if path.exists():
+        plan = Plan(**json.loads(path.read_text()))
+        missing = [r for r in args.recipes if r not in plan.steps]
+    else:
+        plan = Plan(args.size, args.width, args.hours, {}, args.milestones)
+        missing = list(args.recipes)
+    for recipe in missing:
+        rate = calibrate(
+            shards=shards, workdir=workdir, recipe=recipe, width=plan.width, size=plan.size
+        )
+        plan.steps[recipe] = int(rate * plan.hours * 3600)
+        print(f"{recipe}: {rate:.2f} steps/s -> {plan.steps[recipe]} steps", flush=True)
+    path.write_text(json.dumps(plan.__dict__, indent=1))
+    return plan
+
+
+def d_right(stats: list[dict], after: int) -> tuple[float, float]:
+    """How often D was right on reals and on fakes over the stats lines after step `after`."""
+    lines = [line for line in stats if line["step"] > after] or stats[-1:]
+    return (
+        sum(line["acc_real"] for line in lines) / len(lines),
+        sum(line["acc_fake"] for line in lines) / len(lines),
+    )
+
+
+def milestone(*, trainer, out: Path, reference, previous: int) -> dict:
+    """The row of one recipe at the step its trainer reached."""
+    real, floor = reference
+    with trainer.sampling() as generator:
+        fake = generate(generator, len(real), 1)
+    save_grid(fake[:64], out.parent / "grids" / f"{out.name}_{trainer.step:06d}.png", nrow=8)
+    last_eval = read_stats(out / "evals.jsonl")[-1]
+    right_real, right_fake = d_right(read_stats(out / "stats.jsonl"), previous)
+    return {
+        "step": trainer.step,
+        "swd": last_eval["swd"],
+        "swd_floor": floor,
+        "colour": last_eval["colour"],
+        "layout": last_eval["layout"],
+        **precision_recall(pixel_features(real), pixel_features(fake)),
+        "diversity": diversity(fake) / diversity(real),
+        "d_right_real": right_real,
+        "d_right_fake": right_fake,
+    }
+
+
+def advance(*, plan: Plan, recipe: str, k: int, shards: Path, workdir: Path, reference, threads):
+    """Train `recipe` to its k-th milestone and measure it there (skipped when measured)."""
+    curve_path = workdir / f"{recipe}.curve.jsonl"
+    curve = read_stats(curve_path) if curve_path.exists() else []
+    marks = plan.milestone_steps(recipe)
+    if any(row["step"] == marks[k] for row in curve):
+        return
+    every = marks[0]
+    start = time.perf_counter()
+    trainer = train_to(
+        shards=shards,
+        out=workdir / recipe,
+        settings=settings(recipe, plan.width, marks[k], every),
+        size=plan.size,
+        threads=threads,
+    )
+    row = milestone(
+        trainer=trainer,
+        out=workdir / recipe,
+        reference=reference,
+        previous=marks[k - 1] if k else 0,
+    )
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    with open(curve_path, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    print(recipe, json.dumps(row), flush=True)
+
+
+def plot(workdir: Path, recipes: list[str]) -> None:
+    curves = {r: read_stats(workdir / f"{r}.curve.jsonl") for r in recipes}
+    curves = {r: c for r, c in curves.items() if c}
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    for ax, key in zip(axes.flat, (*MEASURES, "layout"), strict=True):
+        for recipe, curve in curves.items():
+            ax.plot([row["step"] for row in curve], [row[key] for row in curve], "o-", label=recipe)
+        if key == "swd" and curves:
+            ax.axhline(next(iter(curves.values()))[0]["swd_floor"], color="grey", ls="--")
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("step")
+    axes.flat[0].legend()
+    fig.tight_layout()
+    fig.savefig(workdir / "curves.png", dpi=80)
+    plt.close(fig)
+
+
+def table(workdir: Path, plan: Plan, recipes: list[str]) -> str:
+    head = (
+        "| recipe | steps (of) | SWD last / best (floor) | colour | layout | precision | recall "
+        "| diversity | D right real / fake (last stretch) |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    for recipe in recipes:
+        path = workdir / f"{recipe}.curve.jsonl"
+        curve = read_stats(path) if path.exists() else []
+        if not curve:
+            continue
+        last = curve[-1]
+        lines.append(
+            f"| {recipe} | {last['step']} ({plan.steps[recipe]}) | {last['swd']:.1f} / "
+            f"{min(r['swd'] for r in curve):.1f} ({last['swd_floor']:.1f}) | {last['colour']:.1f} "
+            f"| {last['layout']:.1f} | {last['precision']:.2f} | {last['recall']:.2f} "
+            f"| {last['diversity']:.2f} | {last['d_right_real']:.2f} / {last['d_right_fake']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--recipes", default=",".join(LONG), help=f"of {', '.join(RECIPES)}")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/gan-crops-long"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--milestones", type=int, default=8)
+    parser.add_argument("--width", type=int, default=32)
+    args = parser.parse_args()
+    args.recipes = args.recipes.split(",")
+    shards = build_shards(args.workdir, [args.size], None)[args.size]
+    workdir = args.workdir / f"long{args.size}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    plan = make_plan(args, shards, workdir)
+    reference = real_reference(shards)
+    torch.set_num_threads(args.threads)
+    for k in range(plan.milestones):
+        for recipe in args.recipes:
+            advance(plan=plan, recipe=recipe, k=k, shards=shards, workdir=workdir,
+                    reference=reference, threads=args.threads)  # fmt: skip
+        plot(workdir, args.recipes)
+        (workdir / "table.md").write_text(table(workdir, plan, args.recipes) + "\n")
+    print(table(workdir, plan, args.recipes))
+
+
+if __name__ == "__main__":
+    main()
