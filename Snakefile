@@ -39,6 +39,12 @@ if config["local_downloads"]:
         ffhq_boxes,
 
 
+# With the SLURM executor: the jobs the cluster can never start stop the run before the first
+# submission, with a table (python -m pipeline.cluster prints it without running anything).
+onstart:
+    check_before_submit(workflow, enabled=config["preflight"])
+
+
 rule all:
     default_target: True
     input:

@@ -90,6 +90,11 @@ class EvalSettings:
     checkpoint: str = "best"
 
 
+def on_cpu(train: dict[str, Any]) -> dict[str, Any]:
+    """A train block on a machine without GPUs (the top-level `cpu_only`): no GPU asked, none used."""
+    return {**train, "gpus": 0, "device": "cpu"}
+
+
 def from_dict(cls: type[T], values: dict[str, Any] | None) -> T:
     """Build settings `cls` from a dict; unknown keys raise, lists become tuples."""
     values = dict(values or {})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -83,10 +84,24 @@ def setup_logging(log_path: str | None) -> None:
     root.addHandler(console)
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_path, mode="w")
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
+        for path, mode in ((Path(log_path), "w"), (attempt_log(Path(log_path)), "a")):
+            if path is not None:
+                handler = logging.FileHandler(path, mode=mode)
+                handler.setFormatter(fmt)
+                root.addHandler(handler)
     logging.captureWarnings(True)
+
+
+def attempt_log(log_path: Path) -> Path | None:
+    """Under SLURM, this attempt's own copy of the rule's log, beside it:
+    `{name}.slurm-{job id}[-restart{n}].log`. Snakemake deletes a rule's log before it runs the
+    rule again, and SLURM reruns a requeued job under the same id: each attempt keeps its own."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    suffix = f"slurm-{job}" + (f"-restart{restart}" if restart not in ("", "0") else "")
+    return log_path.with_name(f"{log_path.stem}.{suffix}.log")
 
 
 def run_rule(smk) -> None:

@@ -4,6 +4,7 @@ train rule's GPU resource."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -176,15 +177,19 @@ def test_a_scaler_overflow_skips_the_step_and_is_logged(tmp_path):
 
 
 def test_train_rule_asks_for_the_configured_gpus(tmp_path):
-    write_config(tmp_path, {"experiments": {"demo": {"train": {"gpus": 2}}}})
-    proc = snakemake(tmp_path, "-n", "results/demo/train/model.pt")
-    train_job = proc.stdout.split("rule train_gan:", 1)[1].split("\n\n", 1)[0]
-    # one node (torchrun's processes share it; the SLURM plugin passes --nodes=1), 8 GB a process
-    assert "gpu=2, nodes=1, mem_mb=16000" in train_job
-    write_config(tmp_path, {"experiments": {"demo": {"train": {"gpus": 0}}}})
-    proc = snakemake(tmp_path, "-n", "results/demo/train/model.pt")
-    assert "gpu=0, nodes=1, mem_mb=8000" in proc.stdout.split("rule train_gan:", 1)[1]
-    write_config(tmp_path, {"experiments": {"demo": {"train": {"gpus": 2}}}})
+    def train_job(gpus: int) -> str:
+        write_config(tmp_path, {"experiments": {"demo": {"train": {"gpus": gpus}}}})
+        proc = snakemake(tmp_path, "-n", "results/demo/train/model.pt")
+        return proc.stdout.split("rule train_gan:", 1)[1].split("\n\n", 1)[0]
+
+    def mem_mb(job: str) -> int:
+        return int(re.search(r"\bmem_mb=(\d+)", job).group(1))
+
+    two, none = train_job(2), train_job(0)
+    # one node (torchrun's processes share it; the SLURM plugin passes --nodes=1), and the
+    # memory of one training process per GPU (pipeline/cluster/memory.py)
+    assert "gpu=2, nodes=1" in two and "gpu=0, nodes=1" in none
+    assert mem_mb(two) == 2 * mem_mb(none) >= 2000
     assert dry_run(tmp_path, "results/demo/train/model.pt")["train_gan"] == 1
 
 

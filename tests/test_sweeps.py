@@ -181,6 +181,29 @@ def test_cluster_profiles_plan_the_demo_with_gpus_for_training(tmp_path, profile
         assert all("slurm_partition=gpu" in j for j in train_jobs)
         crops = next(j for j in jobs if "rule crops_extract:" in j)
         assert "slurm_partition=cpu" in crops
+    # both profiles size jobs from the rules (no fixed 32 GB asks): every job within 16 GB
+    asked = [int(m) for m in re.findall(r"\bmem_mb=(\d+)", proc.stdout)]
+    assert asked and max(asked) <= 16000, asked
+
+
+def test_cpu_only_is_one_switch_for_every_experiment_and_run(tmp_path):
+    """cpu_only: no training job asks a GPU, whatever the experiments' train blocks say."""
+    gpus = {"experiments": {"demo": {"train": {"gpus": 2}}}}
+    write_config(tmp_path, GRID, gpus)
+    profile = str(REPO / "profiles" / "slurm")
+    asked = snakemake(tmp_path, "--profile", profile, "-n", "results/demo/report.html").stdout
+    assert asked.count("gpu=2") == 2, asked[-3000:]
+    # the site's copy of the profile flips the switch, as the README says
+    site = tmp_path / "site-profile"
+    site.mkdir()
+    text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
+    assert "cpu_only=False" in text
+    (site / "config.yaml").write_text(text.replace("cpu_only=False", "cpu_only=True"))
+    proc = snakemake(tmp_path, "--profile", str(site), "-n", "results/demo/report.html")
+    jobs = re.split(r"\n(?=\[\w{3} \w{3} )", proc.stdout)
+    train_jobs = [j for j in jobs if "rule train_run:" in j]
+    assert len(train_jobs) == 2 and all("gpu=0" in j for j in train_jobs), proc.stdout[-3000:]
+    assert all("mem_mb=1500," in j for j in train_jobs)  # one process at the demo's 32 px
 
 
 def test_environment_yml_pins_what_pyproject_requires():

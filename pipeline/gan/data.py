@@ -17,13 +17,18 @@ from pipeline.shards import read_manifest
 
 
 def load_split(shards_dir: Path, split: str = "train", verify: bool = False) -> torch.Tensor:
-    """All crops of one split as a uint8 tensor (n, 3, size, size), channels first."""
+    """All crops of one split as a uint8 tensor (n, 3, size, size), channels first.
+
+    Filled shard by shard into one tensor: the peak is the split plus one shard, not three copies.
+    """
     manifest = read_manifest(shards_dir)
     size = manifest["image_size"]
-    arrays = []
-    for name, info in sorted(manifest["files"].items()):
-        if not name.startswith(f"{split}-"):
-            continue
+    files = {n: info for n, info in sorted(manifest["files"].items()) if n.startswith(f"{split}-")}
+    images = torch.empty(
+        (sum(info["count"] for info in files.values()), 3, size, size), dtype=torch.uint8
+    )
+    start = 0
+    for name, info in files.items():
         path = Path(shards_dir) / name
         if verify and file_digest(path, "sha256") != info["sha256"]:
             raise ValueError(f"{path}: SHA-256 differs from manifest.json; rebuild the shards")
@@ -36,10 +41,9 @@ def load_split(shards_dir: Path, split: str = "train", verify: bool = False) -> 
             raise ValueError(
                 f"{path}: shape {array.shape} {array.dtype} does not match manifest.json"
             )
-        arrays.append(array)
-    if not arrays:
-        return torch.empty((0, 3, size, size), dtype=torch.uint8)
-    return torch.from_numpy(np.concatenate(arrays)).permute(0, 3, 1, 2).contiguous()
+        images[start : start + len(array)] = torch.from_numpy(array).permute(0, 3, 1, 2)
+        start += len(array)
+    return images
 
 
 def load_labels(shards_dir: Path, split: str, column: str) -> tuple[torch.Tensor, list[str]]:

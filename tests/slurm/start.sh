@@ -5,7 +5,11 @@
 #
 # Usage: tests/slurm/start.sh STATE_DIR
 # Then:  export SLURM_CONF=STATE_DIR/slurm.conf   (also written to STATE_DIR/env.sh)
-# Env knobs: SLURM_MIN_JOB_AGE (default 3600), SLURM_MEM_MARGIN_MB (default 1024),
+# SLURM's own defaults where a site would keep them: EnforcePartLimits=NO (a job over its
+# partition's limits is accepted and pends for ever), DefMemPerCPU unset.
+# Env knobs: SLURM_NODE_MEM_MB (the node's RealMemory; default: this machine's less
+#            SLURM_MEM_MARGIN_MB, 1024), SLURM_GPU_MAX_TIME (the gpu partition's MaxTime,
+#            default INFINITE), SLURM_MIN_JOB_AGE (default 3600),
 #            SLURMCTLD_PORT (6817), SLURMD_PORT (6818), SLURM_START_TIMEOUT (30)
 set -euo pipefail
 
@@ -91,7 +95,7 @@ HOST=$(hostname -s)
 # slurmd -C prints the node's real topology (avoids "config mismatch" drain)
 NODE_HW=$(slurmd -C | head -n1 | sed -E 's/^NodeName=[^ ]+ //; s/ RealMemory=[0-9]+//')
 MEM_KB=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)
-REAL_MEM=$(( MEM_KB / 1024 - ${SLURM_MEM_MARGIN_MB:-1024} ))
+REAL_MEM=${SLURM_NODE_MEM_MB:-$(( MEM_KB / 1024 - ${SLURM_MEM_MARGIN_MB:-1024} ))}
 
 # Job-completion log (the only per-job record once MinJobAge expires, since there
 # is no accounting DB). lua: our TSV incl. the --comment (snakemake: rule_<name>);
@@ -132,15 +136,11 @@ SwitchType=switch/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-# without this a job with no --mem is given the WHOLE node memory (blocks all others)
-DefMemPerCPU=${SLURM_DEF_MEM_PER_CPU:-1024}
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 ${JOBCOMP_LINES}
 MinJobAge=${SLURM_MIN_JOB_AGE:-3600}
 ReturnToService=2
-# reject (not pend forever) jobs that can never fit, e.g. -c 3 on a 2-CPU node
-EnforcePartLimits=ALL
 SlurmdTimeout=300
 InactiveLimit=0
 KillWait=2
@@ -148,7 +148,7 @@ Waittime=0
 # node: one host, two partitions (gpu is just a label, no GRES)
 NodeName=${HOST} NodeAddr=127.0.0.1 ${NODE_HW} RealMemory=${REAL_MEM} State=UNKNOWN
 PartitionName=cpu Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
-PartitionName=gpu Nodes=${HOST} Default=NO MaxTime=INFINITE State=UP OverSubscribe=NO
+PartitionName=gpu Nodes=${HOST} Default=NO MaxTime=${SLURM_GPU_MAX_TIME:-INFINITE} State=UP OverSubscribe=NO
 EOF
 )
 if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$NEW_CONF" ]; then

@@ -22,6 +22,7 @@ rule boxes_merge:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        # measured peak 157 MB on 2986 boxes (benchmarks/memory.py)
+        mem_mb=1000,
     script:
         RUN_SCRIPT

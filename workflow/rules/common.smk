@@ -5,7 +5,9 @@ from snakemake.utils import min_version, validate
 
 import re
 
-from pipeline.config import from_dict
+from pipeline.cluster.memory import ask_mb, crops_mb
+from pipeline.cluster.preflight import check_before_submit
+from pipeline.config import from_dict, on_cpu
 from pipeline.sweep_runs import points, run_train_settings
 from pipeline.metrics.weights import find_weights
 from pipeline.user_paths import annotation_list, check_user_paths
@@ -75,8 +77,10 @@ def exp_setting(key):
 def train_settings(wildcards):
     """The train block of an experiment, or of one sweep run (the experiment's plus the run's)."""
     if "run" in wildcards.keys():
-        return run_train_settings(experiment(wildcards), wildcards.run)
-    return experiment(wildcards)["train"]
+        settings = run_train_settings(experiment(wildcards), wildcards.run)
+    else:
+        settings = experiment(wildcards)["train"]
+    return on_cpu(settings) if config["cpu_only"] else settings
 
 
 def run_settings(wildcards):
@@ -91,9 +95,26 @@ def train_gpus(wildcards):
     return train_settings(wildcards)["gpus"]
 
 
-def train_mem_mb(wildcards):
-    """Host memory of a training job: 8 GB per training process (one per GPU, one on CPU)."""
-    return 8000 * max(1, train_gpus(wildcards))
+def train_mem_mb(wildcards, input):
+    """Host memory of a training job: what training measured at the experiment's image size
+    plus the crops it holds, per training process (one per GPU, one on CPU;
+    pipeline/cluster/memory.py)."""
+    return ask_mb(
+        "train",
+        image_size=experiment(wildcards)["image_size"],
+        processes=train_gpus(wildcards),
+        data_mb=crops_mb(input.shards),
+    )
+
+
+def measured_mem_mb(kind):
+    """A resource function: the memory `kind` measured at the experiment's image size, plus the
+    crops it holds."""
+    return lambda wildcards, input: ask_mb(
+        kind,
+        image_size=experiment(wildcards)["image_size"],
+        data_mb=crops_mb(input.shards),
+    )
 
 
 def run_dir(wildcards):

@@ -17,7 +17,7 @@ rule evaluate_reference:
         ENV
     threads: MAX_THREADS
     resources:
-        mem_mb=8000,
+        mem_mb=measured_mem_mb("evaluate_reference"),
     params:
         evaluate=exp_setting("evaluate"),
         seed=exp_setting("seed"),
@@ -50,7 +50,7 @@ rule evaluate_run:
         ENV
     threads: MAX_THREADS
     resources:
-        mem_mb=8000,
+        mem_mb=measured_mem_mb("evaluate_run"),
     params:
         evaluate=exp_setting("evaluate"),
         seed=exp_setting("seed"),

@@ -17,7 +17,8 @@ rule filters_apply:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        # measured peak 167 MB on 2986 crops (benchmarks/memory.py)
+        mem_mb=1000,
     params:
         filters=exp_setting("filters"),
         crops_root=crops_root,
