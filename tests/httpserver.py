@@ -66,7 +66,7 @@ class FileServer:
         self.entries: dict[str, Entry] = {}
         self.requests: list[Request] = []
         self.in_flight = 0
-        self.peak_in_flight = 0  # most requests answered at once
+        self.peak_in_flight = 0  # most requests held at once (arrived, not yet answered)
         self.lock = threading.Lock()
         self.httpd = _Server(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(
@@ -147,9 +147,18 @@ class FileServer:
                     )
                     server.in_flight += 1
                     server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                self.held = True
                 try:
                     self._answer(entry, hit)
                 finally:
+                    self._release()
+
+            def _release(self) -> None:
+                """The request stops counting as in flight once its answer starts: the client
+                can end its request (and start another) only after that, whereas this thread
+                may still be finishing its write when the next request arrives."""
+                if self.held:
+                    self.held = False
                     with server.lock:
                         server.in_flight -= 1
 
@@ -158,6 +167,7 @@ class FileServer:
                     return self._send(404, b"not found")
                 if entry.delay and hit <= entry.delay_times:
                     time.sleep(entry.delay)
+                self._release()
                 if entry.fail_status and (entry.fail_times is None or hit <= entry.fail_times):
                     return self._send(entry.fail_status, b"fault", entry.fail_headers)
                 data = entry.data
