@@ -24,6 +24,11 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/sweep.smk"
 
 
+# Every rule's script exists and what it imports from pipeline/ does: stop at load, not after
+# the downloads (pipeline/rule_scripts.py).
+check_rule_scripts(workflow)
+
+
 # On a cluster, compute nodes often have no internet: with local_downloads (profiles/slurm sets
 # it) the rules that download run where Snakemake runs, and the `downloads` resource caps them.
 if config["local_downloads"]:

@@ -388,8 +388,8 @@ def bench_size(args, label: str, width: int, height: int, base: Path, work: Path
 
     def ours(workers: int, draft: bool) -> Callable[[], object]:
         settings = dataclasses.replace(s, jpeg_draft=draft)
-        return lambda: extract_crops(boxes_path, work / "crops", work / "crops.parquet",
-                                     work / "rejects.parquet", settings, CROP_SIZE, workers=workers)  # fmt: skip
+        return lambda: extract_crops(boxes_path, crops_dir=work / "crops", crops_table=work / "crops.parquet",
+                                     rejects_table=work / "rejects.parquet", settings=settings, image_size=CROP_SIZE, workers=workers)  # fmt: skip
 
     # warm the page cache, so the first line pays no more disk reads than the others
     decode_only(decode_tasks(boxes, s, CROP_SIZE, draft=True), 1)
@@ -462,8 +462,8 @@ def profile(args, base: Path, work: Path) -> None:
     boxes.to_parquet(work / "boxes.parquet")
     profiler = cProfile.Profile()
     profiler.enable()
-    extract_crops(work / "boxes.parquet", work / "crops", work / "crops.parquet",
-                  work / "rejects.parquet", SETTINGS, CROP_SIZE, workers=1)  # fmt: skip
+    extract_crops(work / "boxes.parquet", crops_dir=work / "crops", crops_table=work / "crops.parquet",
+                  rejects_table=work / "rejects.parquet", settings=SETTINGS, image_size=CROP_SIZE, workers=1)  # fmt: skip
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs()

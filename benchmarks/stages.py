@@ -126,8 +126,8 @@ def filter_lines(workdir: Path, results: Path, scratch: Path, count: int, args) 
     )  # fmt: skip
     line("limit: read the crops and boxes tables", t_limit, count, None)
     t_stage, table = timed(
-        lambda: apply_filters(results / "crops.parquet", results / "boxes.parquet", results,
-                              scratch / "filters.parquet", scratch / "sheets", FilterSettings()),
+        lambda: apply_filters(results / "crops.parquet", boxes_table=results / "boxes.parquet", crops_root=results,
+                              decisions_out=scratch / "filters.parquet", sheets_dir=scratch / "sheets", s=FilterSettings()),
         args.repeat,
         lambda: shutil.rmtree(scratch, ignore_errors=True),
     )  # fmt: skip
@@ -146,8 +146,8 @@ def shard_lines(workdir: Path, results: Path, scratch: Path, args) -> None:
     t_limit, _ = timed(lambda: read_pngs(accepted), args.repeat)
     line(f"limit: decode the {count} accepted PNGs", t_limit, count, None)
     t_stage, _ = timed(
-        lambda: make_shards(results / "filters.parquet", results / "rejects.parquet", None,
-                            results, scratch / "shards", ShardSettings(), CROP_SIZE, 0),
+        lambda: make_shards(results / "filters.parquet", rejects_table=results / "rejects.parquet", exclusions=None,
+                            crops_root=results, out_dir=scratch / "shards", settings=ShardSettings(), image_size=CROP_SIZE, seed=0),
         args.repeat,
         lambda: shutil.rmtree(scratch / "shards", ignore_errors=True),
     )  # fmt: skip

@@ -4,9 +4,10 @@ dry run        `snakemake -n results/demo/samples.png` in a fresh folder holding
                repository's config (nothing built yet: the whole DAG is planned); one warm-up
                call, then the median of --repeat; also `snakemake --list-rules` (parse only)
 imports        `python -c "import X"` in fresh processes (median of --repeat) for Python
-               itself, snakemake, the modules the Snakefile imports, pipeline.runner and each
-               adapter module, with which of torch, torchvision, matplotlib and fiftyone each
-               one loads; `-X importtime` shows the slowest imports of the data adapter
+               itself, snakemake, the modules the Snakefile imports, pipeline.job_context and
+               the imports of each rule's script (workflow/scripts/), with which of torch,
+               torchvision, matplotlib and fiftyone each one loads; `-X importtime` shows the
+               slowest imports of the crop stage
 jobs           one crops_extract, filters_apply and shards_write job each on a few images:
                the whole Snakemake call, the job (Snakemake's benchmark file), the stage alone
                (the job's log), and the heavy modules the job's own process had loaded at exit
@@ -17,6 +18,7 @@ jobs           one crops_extract, filters_apply and shards_write job each on a f
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -69,10 +71,17 @@ def run_python(code: str, repeat: int, cwd: Path = REPO) -> tuple[float, str]:
     return statistics.median(times), out
 
 
-def heavy_of(module: str) -> str:
+def heavy_of(code: str) -> str:
     return (
-        f"import sys, json; import {module}; "
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+        f"import sys, json\n{code}\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+
+
+def script_imports(path: Path) -> str:
+    """The import statements of a rule's script: what its job loads before its stage runs."""
+    tree = ast.parse(path.read_text())
+    return "\n".join(
+        ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
     )
 
 
@@ -139,21 +148,19 @@ def imports(repeat: int) -> None:
     print(f"{'fresh process':<52} {'seconds':>7}    loads of {', '.join(HEAVY)}")
     base, _ = run_python("pass", repeat)
     print(f"{'python -c pass':<52} {base:7.2f} s")
-    modules = ["snakemake", "snakemake.cli", *snakefile_imports(), "pipeline.runner"]
-    modules += sorted(
-        f"pipeline.adapters.{p.stem}"
-        for p in (REPO / "pipeline" / "adapters").glob("*.py")
-        if p.stem != "__init__"
-    )
-    for module in modules:
-        seconds, out = run_python(heavy_of(module), repeat)
+    modules = ["snakemake", "snakemake.cli", *snakefile_imports(), "pipeline.job_context"]
+    codes = {f"import {m}": f"import {m}" for m in modules}
+    for script in sorted((REPO / "workflow" / "scripts").glob("*.py")):
+        codes[f"script {script.stem}"] = script_imports(script)
+    for name, code in codes.items():
+        seconds, out = run_python(heavy_of(code), repeat)
         heavy = json.loads(out.strip().splitlines()[-1])
-        tag = "(Snakefile) " if module in snakefile_imports() else ""
+        tag = "(Snakefile) " if name.removeprefix("import ") in snakefile_imports() else ""
         print(
-            f"{'import ' + tag + module:<52} {seconds:7.2f} s  "
+            f"{tag + name:<52} {seconds:7.2f} s  "
             f"(+{seconds - base:.2f})  {', '.join(heavy) or 'none'}"
         )
-    for module in ("pipeline.adapters.data", "pipeline.runner"):
+    for module in ("pipeline.crops", "pipeline.job_context"):
         print(f"slowest imports under `import {module}` (cumulative, -X importtime):")
         for seconds, name in importtime(module, 10):
             print(f"    {seconds:6.3f} s  {name}")
@@ -191,7 +198,7 @@ def jobs(images: int, corpus: Path) -> None:
             )
         print(
             "  call: the whole snakemake call; job: Snakemake's benchmark file; stage: the job's "
-            "log;\n  start-up = job - stage (Python, imports, adapter, provenance); "
+            "log;\n  start-up = job - stage (Python, imports, the rule's script, provenance); "
             "Snakemake = call - job (parse, DAG, scheduling)"
         )
 

@@ -1,7 +1,8 @@
 """From public detection and face datasets to a trained GAN for one category.
 
 Each stage of the Snakemake workflow is one function of this package; the rules only name
-inputs, outputs and params (see workflow/rules/ and pipeline/runner.py).
+inputs, outputs, params and a script (see workflow/rules/, workflow/scripts/ and
+pipeline/job_context.py).
 """
 
 import os

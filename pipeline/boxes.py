@@ -88,7 +88,7 @@ def validate_boxes(frame: pd.DataFrame, origin: str) -> None:
         )
 
 
-def merge_rejects(parts: Sequence[Path], output: Path) -> pd.DataFrame:
+def merge_rejects(parts: Sequence[Path], *, output: Path) -> pd.DataFrame:
     """Concatenate the sources' bad records (rejects-table rows) of an experiment."""
     frames = [pd.read_parquet(path) for path in parts]
     merged = rejects_frame(pd.concat(frames, ignore_index=True) if frames else [])
@@ -99,7 +99,7 @@ def merge_rejects(parts: Sequence[Path], output: Path) -> pd.DataFrame:
     return merged
 
 
-def merge_boxes(parts: Sequence[Path], output: Path) -> pd.DataFrame:
+def merge_boxes(parts: Sequence[Path], *, output: Path) -> pd.DataFrame:
     """Concatenate the per-source tables of an experiment into one boxes table."""
     frames = []
     for path in parts:

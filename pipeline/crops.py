@@ -265,12 +265,12 @@ def plan(
 
 def extract_crops(
     boxes_path: Path,
+    *,
     crops_dir: Path,
     crops_table: Path,
     rejects_table: Path,
     settings: CropSettings,
     image_size: int,
-    *,
     workers: int = 1,
     record_rejects: Path | None = None,
     exif: dict[str, str] | None = None,

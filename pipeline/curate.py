@@ -65,6 +65,7 @@ def _value(v):
 
 def build_dataset(
     decisions_table: Path,
+    *,
     crops_root: Path,
     name: str,
     exclusions: Path | None,
@@ -115,7 +116,7 @@ def build_dataset(
     return len(dataset)
 
 
-def export_exclusions(name: str, tag: str, exclusions: Path, record: Path) -> list[str]:
+def export_exclusions(name: str, *, tag: str, exclusions: Path, record: Path) -> list[str]:
     """Write the crop ids tagged `tag` in dataset `name` to the exclusion list (if they changed)."""
     fo = fiftyone()
     if not fo.dataset_exists(name):

@@ -33,6 +33,7 @@ from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.swd import sliced_wasserstein
 from pipeline.plots import plot_distances, plot_losses, plot_metric_curve, read_stats
 from pipeline.reference import Extractor, load_reference
+from pipeline.seeds import Stream, stream
 from pipeline.sheets import pairs_sheet
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ def swd_metrics(
     fake = generate(
         generator,
         len(held_out),
-        seed + 1,
-        class_labels(state.get("class_counts"), len(held_out), seed + 1),
+        stream(seed, Stream.FIXED_LATENTS),
+        class_labels(state.get("class_counts"), len(held_out), stream(seed, Stream.FIXED_LATENTS)),
     )
     swd_fake, swd_floor = sliced_wasserstein(held_out, fake), sliced_wasserstein(held_out, train)
     log.info(
@@ -85,7 +86,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def interpolation(generator, rows: int, steps: int, seed: int) -> torch.Tensor:
     """`rows` walks of `steps` images between pairs of random latents (of one class each)."""
-    rng = torch.Generator().manual_seed(seed + 3)
+    rng = torch.Generator().manual_seed(stream(seed, Stream.INTERPOLATION))
     nz = generator.cfg.nz
     a, b = torch.randn(rows, 1, nz, generator=rng), torch.randn(rows, 1, nz, generator=rng)
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
@@ -116,7 +117,9 @@ def distribution_metrics(fake: torch.Tensor, ref: dict, s: EvalSettings, seed: i
     else:
         out.update(fid=None, kid=None, fid_note=ref["note"])
     n = min(len(fake), len(train))
-    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 5))[:n]
+    pick = torch.randperm(
+        len(train), generator=torch.Generator().manual_seed(stream(seed, Stream.PR_SUBSET))
+    )[:n]
     if n > s.pr_neighbours:
         out.update(precision_recall(train[pick], fake[:n], k=s.pr_neighbours))
     return out
@@ -173,6 +176,7 @@ class EvalOutputs:
 
 def evaluate(
     model_path: Path,
+    *,
     shards_dir: Path,
     stats_path: Path,
     reference_path: Path,
@@ -202,8 +206,9 @@ def evaluate(
             f"{reference_path} holds {ref['kind']} features but this run would use "
             f"{extractor.kind}: rerun the evaluate_reference rule"
         )
-    labels = class_labels(state.get("class_counts"), s.num_samples, seed + 7)
-    fake_images = generate(generator, s.num_samples, seed + 7, labels)
+    samples_seed = stream(seed, Stream.SAMPLES)
+    labels = class_labels(state.get("class_counts"), s.num_samples, samples_seed)
+    fake_images = generate(generator, s.num_samples, samples_seed, labels)
     fake_features = extractor(fake_images, desc="generated")
     metrics.update(distribution_metrics(fake_features, ref, s, seed))
     metrics["memorisation"] = memorisation_check(

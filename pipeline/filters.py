@@ -145,6 +145,7 @@ def decide(crops: pd.DataFrame, boxes: pd.DataFrame, s: FilterSettings) -> pd.Da
 
 def apply_filters(
     crops_table: Path,
+    *,
     boxes_table: Path,
     crops_root: Path,
     decisions_out: Path,

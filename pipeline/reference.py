@@ -20,6 +20,7 @@ from pipeline.gan.devices import select_device, use_cpu_threads
 from pipeline.io import atomic_path
 from pipeline.metrics import features
 from pipeline.metrics.weights import check_weights, find_weights, missing_weights_message
+from pipeline.seeds import Stream, stream
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,13 @@ class Extractor:
 
 
 def reference_features(
-    shards_dir: Path, out_path: Path, s: EvalSettings, seed: int, threads: int = 1
+    shards_dir: Path, *, out_path: Path, s: EvalSettings, seed: int, threads: int = 1
 ) -> dict:
     """The `evaluate_reference` stage: features of the real crops, to `out_path`."""
     use_cpu_threads(threads)
     extractor = Extractor.from_settings(s, select_device("auto"))
     train, holdout = load_split(shards_dir, "train"), load_split(shards_dir, "holdout")
-    rng = torch.Generator().manual_seed(seed + 11)
+    rng = torch.Generator().manual_seed(stream(seed, Stream.REFERENCE))
     index = torch.randperm(len(train), generator=rng)[: s.reference_images].sort().values
     log.info(
         "reference features (%s) of %d of %d training crops and %d held-out crops",

@@ -101,7 +101,7 @@ def _warnings(metrics: dict) -> list[str]:
 
 
 def experiment_report(
-    name: str, metrics_path: Path, figures: dict[str, Path], settings: dict, out: Path
+    name: str, *, metrics_path: Path, figures: dict[str, Path], settings: dict, out: Path
 ) -> None:
     metrics = json.loads(Path(metrics_path).read_text())
     parts = [f"<h1>{html.escape(name)}</h1>", _table({name: summary_row(metrics)})]
@@ -123,7 +123,7 @@ def experiment_report(
 
 
 def sweep_report(
-    name: str, table_csv: Path, plot_png: Path, samples_png: Path, winner: str, out: Path
+    name: str, *, table_csv: Path, plot_png: Path, samples_png: Path, winner: str, out: Path
 ) -> None:
     """A sweep's page: the runs ranked, the comparison plot, the best run's samples, and a link
     to every run's own report."""
@@ -147,7 +147,7 @@ def sweep_report(
     _write_page(f"{name}: sweep", parts, out)
 
 
-def experiments_index(metrics_paths: list[Path], out_html: Path, out_csv: Path) -> pd.DataFrame:
+def experiments_index(metrics_paths: list[Path], *, out_html: Path, out_csv: Path) -> pd.DataFrame:
     """The comparison of every experiment with metrics: a CSV and a page linking each report."""
     rows = {
         Path(p).parent.name: summary_row(json.loads(Path(p).read_text()))

@@ -74,6 +74,7 @@ def summary(decisions: pd.DataFrame, rejects: pd.DataFrame, excluded: set[str]) 
 
 def make_shards(
     decisions_table: Path,
+    *,
     rejects_table: Path,
     exclusions: Path | None,
     crops_root: Path,

@@ -46,6 +46,7 @@ def ranking(metrics: dict[str, dict], metric: str) -> pd.DataFrame:
 
 def compare(
     metrics_paths: dict[str, Path],
+    *,
     samples_paths: dict[str, Path],
     evals_paths: dict[str, Path],
     metric: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -184,3 +185,14 @@ def random_inception(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "random-inception.pth"
     torch.save(model.state_dict(), path)
     return path
+
+
+SCRIPTS = REPO / "workflow" / "scripts"  # one a rule, named for it (sweep twins share theirs)
+
+
+def script_imports(rule: str) -> str:
+    """The import statements of a rule's script: what its job loads before its stage runs."""
+    tree = ast.parse((SCRIPTS / f"{rule}.py").read_text())
+    return "\n".join(
+        ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+    )

@@ -78,11 +78,11 @@ def run_crops(
     normalise(rows).to_parquet(out / "boxes.parquet")
     return extract_crops(
         out / "boxes.parquet",
-        out / "crops",
-        out / "crops.parquet",
-        out / "rejects.parquet",
-        settings,
-        size,
+        crops_dir=out / "crops",
+        crops_table=out / "crops.parquet",
+        rejects_table=out / "rejects.parquet",
+        settings=settings,
+        image_size=size,
         workers=workers,
         **options,
     )

@@ -5,7 +5,7 @@ circle, counting imports inside functions. Stages in the order of the data:
 
     sources -> crops -> filters -> curate, shards -> gan -> evaluate -> sweep -> report
 
-with the dispatcher (runner, adapters, provenance) above all of them, and helpers below: the
+with the rules' context (job_context, provenance, rule_scripts) above all of them, and helpers below: the
 boxes table (the contract every source writes), io, config, records, downloads, metrics, plots,
 sheets, image scores. A job that crops never imports torch: see test_start_up.py.
 """
@@ -34,7 +34,7 @@ STAGES = {
     "pipeline.sweep": 7,
     "pipeline.report": 8,
 }
-TOP = ("pipeline.runner", "pipeline.adapters", "pipeline.provenance")
+TOP = ("pipeline.job_context", "pipeline.provenance", "pipeline.rule_scripts")
 
 
 def module_name(path: Path) -> str:
@@ -158,7 +158,7 @@ def test_the_import_rules_can_fail():
     edges = {
         "pipeline.crops": {"pipeline.sources.coco", "pipeline.io", "pipeline.gan.train"},
         "pipeline.io": {"pipeline.filters", "pipeline.records"},
-        "pipeline.runner": {"pipeline.report"},
+        "pipeline.job_context": {"pipeline.report"},
     }
     assert wrong_imports(edges) == [
         "pipeline.crops imports the later pipeline.gan.train",

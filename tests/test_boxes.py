@@ -112,7 +112,7 @@ def test_merge_concatenates_parts_sorted_and_writes_the_output(tmp_path):
     coco = normalise(rows_of("coco:2:1", "coco:1:1", category="giraffe"))
     vg = normalise(rows_of("vg:5:9", category="giraffe", is_group=True))
     parts = [write_part(tmp_path / "vg.parquet", vg), write_part(tmp_path / "coco.parquet", coco)]
-    merged = merge_boxes(parts, tmp_path / "out" / "boxes.parquet")
+    merged = merge_boxes(parts, output=tmp_path / "out" / "boxes.parquet")
     assert merged["box_id"].tolist() == ["coco:1:1", "coco:2:1", "vg:5:9"]
     assert merged["is_group"].tolist() == [None, None, True]
     assert list(merged.columns) == COLUMNS
@@ -122,7 +122,7 @@ def test_merge_concatenates_parts_sorted_and_writes_the_output(tmp_path):
 
 
 def test_merge_of_no_parts_writes_an_empty_table(tmp_path):
-    merged = merge_boxes([], tmp_path / "boxes.parquet")
+    merged = merge_boxes([], output=tmp_path / "boxes.parquet")
     assert merged.empty and list(merged.columns) == COLUMNS
     assert pd.read_parquet(tmp_path / "boxes.parquet").empty
 
@@ -131,7 +131,7 @@ def test_merge_refuses_a_box_id_in_two_parts(tmp_path):
     a = write_part(tmp_path / "a.parquet", normalise(rows_of("x:1", "x:2")))
     b = write_part(tmp_path / "b.parquet", normalise(rows_of("x:2")))
     with pytest.raises(ValueError, match=r"^merged boxes: duplicate box_id 'x:2'$"):
-        merge_boxes([a, b], tmp_path / "boxes.parquet")
+        merge_boxes([a, b], output=tmp_path / "boxes.parquet")
     assert not (tmp_path / "boxes.parquet").exists()
 
 
@@ -141,12 +141,12 @@ def test_merge_names_the_part_that_breaks_the_contract(tmp_path):
     frame.loc[1, "y1"] = np.nan
     bad = write_part(tmp_path / "bad.parquet", frame)
     with pytest.raises(ValueError, match=r"bad\.parquet: box 'b:2' has non-finite coordinates"):
-        merge_boxes([good, bad], tmp_path / "boxes.parquet")
+        merge_boxes([good, bad], output=tmp_path / "boxes.parquet")
     short = write_part(tmp_path / "short.parquet", frame.drop(columns=["x1", "split"]))
     with pytest.raises(
         ValueError, match=r"short\.parquet: boxes table lacks columns \['x1', 'split'\]"
     ):
-        merge_boxes([short], tmp_path / "boxes.parquet")
+        merge_boxes([short], output=tmp_path / "boxes.parquet")
 
 
 def test_validate_accepts_a_good_table():

@@ -30,7 +30,9 @@ from tests.fixtures import (
 
 
 def read(path: Path, image_dir: Path, categories=("giraffe",), **kwargs):
-    return read_boxes(path, image_dir, categories, "coco", "val2017", **kwargs)
+    return read_boxes(
+        path, image_dir=image_dir, categories=categories, source="coco", split="val2017", **kwargs
+    )
 
 
 @pytest.fixture
@@ -97,7 +99,9 @@ def test_source_and_string_ids_make_the_box_id(tmp_path):
     images = [{"id": "img-7", "file_name": "x/y.png", "width": 50, "height": 40}]
     anns = [{"id": 99, "image_id": "img-7", "category_id": 25, "bbox": [1, 2, 3, 4]}]
     path = write_instances(tmp_path / "i.json", images=images, annotations=anns)
-    rows = read_boxes(path, tmp_path / "d", ("giraffe",), "mysrc", "train")
+    rows = read_boxes(
+        path, image_dir=tmp_path / "d", categories=("giraffe",), source="mysrc", split="train"
+    )
     assert rows["box_id"].tolist() == ["mysrc:img-7:99"]
     assert rows.loc[0, "image_id"] == "img-7" and rows.loc[0, "source"] == "mysrc"
     assert rows.loc[0, "image_path"] == str(tmp_path / "d" / "x" / "y.png")

@@ -115,15 +115,17 @@ FAST = DownloadSettings(workers=4, retries=1, backoff=0.01, timeout=5.0, max_fai
 def download(server, root: Path, download_settings=FAST) -> pd.DataFrame:
     s = settings(server)
     paths = {split: root / f"instances_{split}.json" for split in s.splits}
-    coco.download_annotations(s, download_settings, root / "annotations.zip", paths)
+    coco.download_annotations(
+        s, download=download_settings, archive=root / "annotations.zip", outputs=paths
+    )
     boxes, rejects = coco.coco_boxes(
         s,
-        paths,
-        root / "images",
-        ("giraffe",),
-        download_settings,
-        root / "failures.tsv",
-        BadRecordSettings(),
+        instances=paths,
+        image_root=root / "images",
+        categories=("giraffe",),
+        download=download_settings,
+        failures=root / "failures.tsv",
+        bad_records=BadRecordSettings(),
     )
     assert rejects.empty
     return boxes

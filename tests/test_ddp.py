@@ -64,7 +64,13 @@ def test_train_stage_launches_torchrun_and_syncs_a_penalised_discriminator(tmp_p
     out = tmp_path / "out"
     caplog.set_level("INFO")
     returned = train(
-        shards, out / "model.pt", out / "stats.jsonl", out / "ckpt", settings, 32, seed=0
+        shards,
+        model_path=out / "model.pt",
+        stats_path=out / "stats.jsonl",
+        work_dir=out / "ckpt",
+        s=settings,
+        image_size=32,
+        seed=0,
     )
     assert returned is None  # the work happened in the torchrun processes
     agreed = [r.message for r in caplog.records if "differ by at most 0" in r.message]
@@ -82,10 +88,10 @@ def test_train_stage_refuses_more_gpus_than_visible(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="gpus is 3 but only 1 CUDA devices"):
         train(
             make_shards(tmp_path / "s"),
-            tmp_path / "m.pt",
-            tmp_path / "x",
-            tmp_path / "w",
-            replace(TINY, gpus=3),
-            32,
+            model_path=tmp_path / "m.pt",
+            stats_path=tmp_path / "x",
+            work_dir=tmp_path / "w",
+            s=replace(TINY, gpus=3),
+            image_size=32,
             seed=0,
         )

@@ -68,19 +68,19 @@ def judged(tmp_path) -> pd.DataFrame:
     boxes.to_parquet(tmp_path / "boxes.parquet")
     extract_crops(
         tmp_path / "boxes.parquet",
-        tmp_path / "crops",
-        tmp_path / "crops.parquet",
-        tmp_path / "rejects.parquet",
-        CropSettings(margin=0.0, min_box_side=16),
-        32,
+        crops_dir=tmp_path / "crops",
+        crops_table=tmp_path / "crops.parquet",
+        rejects_table=tmp_path / "rejects.parquet",
+        settings=CropSettings(margin=0.0, min_box_side=16),
+        image_size=32,
     )
     table = apply_filters(
         tmp_path / "crops.parquet",
-        tmp_path / "boxes.parquet",
-        tmp_path,
-        tmp_path / "filters.parquet",
-        tmp_path / "sheets",
-        SETTINGS,
+        boxes_table=tmp_path / "boxes.parquet",
+        crops_root=tmp_path,
+        decisions_out=tmp_path / "filters.parquet",
+        sheets_dir=tmp_path / "sheets",
+        s=SETTINGS,
     )
     table.attrs["root"] = tmp_path
     return table.set_index("box_id")

@@ -60,7 +60,13 @@ def test_model_rejects_sizes_that_are_not_powers_of_two():
 def run(tmp_path: Path, name: str, settings: TrainSettings, shards: Path):
     out = tmp_path / name
     trainer = train(
-        shards, out / "model.pt", out / "stats.jsonl", out / "ckpt", settings, 32, seed=3
+        shards,
+        model_path=out / "model.pt",
+        stats_path=out / "stats.jsonl",
+        work_dir=out / "ckpt",
+        s=settings,
+        image_size=32,
+        seed=3,
     )
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
     return trainer, stats, out
@@ -137,4 +143,12 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
 def test_training_refuses_shards_of_another_size(tmp_path):
     shards = make_shards(tmp_path / "shards", size=64)
     with pytest.raises(ValueError, match="64 px"):
-        train(shards, tmp_path / "m.pt", tmp_path / "s.jsonl", tmp_path / "w", TINY, 32, seed=0)
+        train(
+            shards,
+            model_path=tmp_path / "m.pt",
+            stats_path=tmp_path / "s.jsonl",
+            work_dir=tmp_path / "w",
+            s=TINY,
+            image_size=32,
+            seed=0,
+        )

@@ -116,15 +116,21 @@ def test_each_variant_trains_with_finite_losses_and_moving_weights(tmp_path, nam
     shards = make_shards(tmp_path / "shards")
     settings = replace(TINY, steps=4, **VARIANTS[name])
     trainer = train(
-        shards, tmp_path / "m.pt", tmp_path / "s.jsonl", tmp_path / "w", settings, 32, seed=1
+        shards,
+        model_path=tmp_path / "m.pt",
+        stats_path=tmp_path / "s.jsonl",
+        work_dir=tmp_path / "w",
+        s=settings,
+        image_size=32,
+        seed=1,
     )
     initial = train(
         shards,
-        tmp_path / "m0.pt",
-        tmp_path / "s0.jsonl",
-        tmp_path / "w0",
-        replace(settings, steps=1),
-        32,
+        model_path=tmp_path / "m0.pt",
+        stats_path=tmp_path / "s0.jsonl",
+        work_dir=tmp_path / "w0",
+        s=replace(settings, steps=1),
+        image_size=32,
         seed=1,
     )
     lines = (tmp_path / "s.jsonl").read_text().splitlines()
@@ -140,11 +146,11 @@ def test_wgan_gp_with_batch_norm_is_refused(tmp_path):
     with pytest.raises(ValueError, match="d_norm"):
         train(
             make_shards(tmp_path / "s"),
-            tmp_path / "m.pt",
-            tmp_path / "x",
-            tmp_path / "w",
-            replace(TINY, loss="wgan-gp"),
-            32,
+            model_path=tmp_path / "m.pt",
+            stats_path=tmp_path / "x",
+            work_dir=tmp_path / "w",
+            s=replace(TINY, loss="wgan-gp"),
+            image_size=32,
             seed=0,
         )
 
@@ -155,7 +161,15 @@ def whole_and_resumed(tmp_path, settings, seed: int):
 
     def run(name, s):
         out = tmp_path / name
-        return train(shards, out / "m.pt", out / "s", out / "w", s, 32, seed=seed)
+        return train(
+            shards,
+            model_path=out / "m.pt",
+            stats_path=out / "s",
+            work_dir=out / "w",
+            s=s,
+            image_size=32,
+            seed=seed,
+        )
 
     whole = run("a", settings)
     run("b", replace(settings, steps=3))
@@ -208,7 +222,15 @@ def test_diversity_alarm_and_progress_strip(tmp_path, caplog):
         )
     assert "collapsed" in caplog.text
     shards = make_shards(tmp_path / "shards")
-    train(shards, tmp_path / "o/model.pt", tmp_path / "o/s", tmp_path / "o/w", TINY, 32, seed=0)
+    train(
+        shards,
+        model_path=tmp_path / "o/model.pt",
+        stats_path=tmp_path / "o/s",
+        work_dir=tmp_path / "o/w",
+        s=TINY,
+        image_size=32,
+        seed=0,
+    )
     strip = Image.open(tmp_path / "o/progress.gif")
     assert strip.n_frames == 2  # the grids of steps 3 and 6
 
@@ -223,11 +245,11 @@ def test_label_noise_one_swaps_the_bce_targets():
 def test_gradient_norms_are_logged(tmp_path):
     train(
         make_shards(tmp_path / "s"),
-        tmp_path / "m.pt",
-        tmp_path / "st.jsonl",
-        tmp_path / "w",
-        TINY,
-        32,
+        model_path=tmp_path / "m.pt",
+        stats_path=tmp_path / "st.jsonl",
+        work_dir=tmp_path / "w",
+        s=TINY,
+        image_size=32,
         seed=0,
     )
     first = json.loads((tmp_path / "st.jsonl").read_text().splitlines()[0])

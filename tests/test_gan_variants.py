@@ -129,7 +129,15 @@ def test_conditional_run_trains_samples_one_class_per_row_and_evaluates(tmp_path
     shards = two_class_shards(tmp_path / "shards", per_file=20)
     out = tmp_path / "run"
     settings = replace(TINY, steps=4, condition="category", replay=0.5, replay_size=16)
-    trainer = train(shards, out / "m.pt", out / "s.jsonl", out / "w", settings, 32, seed=0)
+    trainer = train(
+        shards,
+        model_path=out / "m.pt",
+        stats_path=out / "s.jsonl",
+        work_dir=out / "w",
+        s=settings,
+        image_size=32,
+        seed=0,
+    )
     assert trainer.classes == ["cave", "snow"] and trainer.class_counts() == [
         int((trainer.sampler.labels == k).sum()) for k in (0, 1)
     ]
@@ -137,7 +145,7 @@ def test_conditional_run_trains_samples_one_class_per_row_and_evaluates(tmp_path
     model = torch.load(out / "m.pt", weights_only=True)
     assert model["classes"] == ["cave", "snow"] and model["model_config"]["n_classes"] == 2
     s = EvalSettings(num_samples=20, grid_size=4, inception_weights=str(tmp_path / "none"))
-    reference_features(shards, out / "ref.pt", s, seed=0)
+    reference_features(shards, out_path=out / "ref.pt", s=s, seed=0)
     figures = ("interpolation", "nearest", "distances", "curve")
     outputs = EvalOutputs(
         out / "samples.png",
@@ -146,7 +154,14 @@ def test_conditional_run_trains_samples_one_class_per_row_and_evaluates(tmp_path
         *(out / f"{name}.png" for name in figures),
     )
     metrics = evaluate(
-        out / "m.pt", shards, out / "s.jsonl", out / "ref.pt", out / "evals.jsonl", outputs, s, 0
+        out / "m.pt",
+        shards_dir=shards,
+        stats_path=out / "s.jsonl",
+        reference_path=out / "ref.pt",
+        evals_path=out / "evals.jsonl",
+        out=outputs,
+        s=s,
+        seed=0,
     )
     assert metrics["classes"] == ["cave", "snow"] and metrics["swd"] is not None
     assert Image.open(out / "samples.png").size[0] > 4 * 32
@@ -167,7 +182,15 @@ def test_fp16_trains_with_a_loss_scaler_and_resumes_exactly(tmp_path):
 def test_a_scaler_overflow_skips_the_step_and_is_logged(tmp_path):
     shards = make_shards(tmp_path / "shards")
     settings = replace(TINY, steps=1, amp="fp16")
-    trainer = train(shards, tmp_path / "m.pt", tmp_path / "s", tmp_path / "w", settings, 32, 0)
+    trainer = train(
+        shards,
+        model_path=tmp_path / "m.pt",
+        stats_path=tmp_path / "s",
+        work_dir=tmp_path / "w",
+        s=settings,
+        image_size=32,
+        seed=0,
+    )
     before = [p.detach().clone() for p in trainer.D.parameters()]
     trainer.scaler_d.update(new_scale=2.0**40)  # fp16 gradients overflow at this scale
     stats = trainer.train_step()
@@ -198,12 +221,12 @@ def test_condition_without_an_index_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"index\.parquet: cannot read the source of each crop"):
         train(
             shards,
-            tmp_path / "m",
-            tmp_path / "s",
-            tmp_path / "w",
-            replace(TINY, condition="source"),
-            32,
-            0,
+            model_path=tmp_path / "m",
+            stats_path=tmp_path / "s",
+            work_dir=tmp_path / "w",
+            s=replace(TINY, condition="source"),
+            image_size=32,
+            seed=0,
         )
 
 

@@ -157,17 +157,18 @@ def serve_vg(server) -> visual_genome.VisualGenomeSettings:
 def vg_boxes(server, tmp_path: Path, drop_coco: bool):
     s = serve_vg(server)
     image_data, objects = tmp_path / "vg/image_data.json", tmp_path / "vg/objects.json"
-    visual_genome.download_metadata(s, FAST, image_data, objects)
-    return visual_genome.visual_genome_boxes(
+    visual_genome.download_metadata(s, download=FAST, image_data=image_data, objects=objects)
+    boxes, _ = visual_genome.visual_genome_boxes(
         s,
-        image_data,
-        objects,
-        tmp_path / "vg/images",
-        ("giraffe",),
-        drop_coco,
-        FAST,
-        tmp_path / "f.tsv",
+        image_data=image_data,
+        objects=objects,
+        image_root=tmp_path / "vg/images",
+        categories=("giraffe",),
+        drop_coco_images=drop_coco,
+        download=FAST,
+        failures=tmp_path / "f.tsv",
     )
+    return boxes
 
 
 def test_visual_genome_matches_synsets_and_names_and_drops_duplicates(http_server, tmp_path):
@@ -281,9 +282,14 @@ def serve_openimages(server, train_rows=OI_TRAIN) -> openimages.OpenImagesSettin
 def oi_boxes(server, tmp_path: Path, **kw):
     s = serve_openimages(server, **kw)
     files = openimages.metadata_files(s, tmp_path / "oi/metadata")
-    openimages.download_metadata(s, FAST, files)
+    openimages.download_metadata(s, download=FAST, paths=files)
     boxes, rejects = openimages.openimages_boxes(
-        s, files, tmp_path / "oi/images", ("giraffe",), FAST, tmp_path / "f.tsv"
+        s,
+        files=files,
+        image_root=tmp_path / "oi/images",
+        categories=("giraffe",),
+        download=FAST,
+        failures=tmp_path / "f.tsv",
     )
     assert rejects.empty
     return boxes
@@ -355,7 +361,9 @@ def serve_celeba(server, md5_wrong: bool = False) -> celeba.CelebASettings:
 
 def test_celeba_centre_crops_of_the_chosen_faces(http_server, tmp_path):
     s = serve_celeba(http_server)
-    boxes = celeba.celeba_boxes(s, FAST, tmp_path / "celeba", tmp_path / "celeba/images")
+    boxes, _ = celeba.celeba_boxes(
+        s, download=FAST, folder=tmp_path / "celeba", image_root=tmp_path / "celeba/images"
+    )
     assert boxes["box_id"].tolist() == [
         "celeba:000001",
         "celeba:000004",
@@ -379,7 +387,14 @@ def test_celeba_from_local_files_and_md5_check(http_server, tmp_path):
             "url_template": "https://drive.google.com/uc?id={drive_id}",
         }
     )
-    assert len(celeba.celeba_boxes(local, FAST, tmp_path / "have", tmp_path / "c2/images")) == 2
+    assert (
+        len(
+            celeba.celeba_boxes(
+                local, download=FAST, folder=tmp_path / "have", image_root=tmp_path / "c2/images"
+            )[0]
+        )
+        == 2
+    )
     assert len(http_server.log) == before  # nothing fetched
     with pytest.raises(RuntimeError, match="md5 mismatch"):
         celeba.fetch_files(serve_celeba(http_server, md5_wrong=True), FAST, tmp_path / "bad")
@@ -390,7 +405,9 @@ def test_celeba_unknown_attribute_is_named(http_server, tmp_path):
         **{**serve_celeba(http_server).__dict__, "attributes": {"Smilng": True}}
     )
     with pytest.raises(celeba.CelebAFormatError, match="Smilng"):
-        celeba.celeba_boxes(s, FAST, tmp_path / "celeba", tmp_path / "celeba/images")
+        celeba.celeba_boxes(
+            s, download=FAST, folder=tmp_path / "celeba", image_root=tmp_path / "celeba/images"
+        )
 
 
 # --- FFHQ ------------------------------------------------------------------------------------
@@ -432,7 +449,9 @@ def test_ffhq_thumbnails_verified_and_whole_image_boxes(http_server, tmp_path):
     tolerant = DownloadSettings(
         workers=2, retries=1, backoff=0.01, timeout=5.0, max_failure_fraction=0.5
     )
-    boxes, rejects = ffhq.ffhq_boxes(s, tolerant, tmp_path / "ffhq", tmp_path / "f.tsv")
+    boxes, rejects = ffhq.ffhq_boxes(
+        s, download=tolerant, folder=tmp_path / "ffhq", failures=tmp_path / "f.tsv"
+    )
     assert rejects.empty  # downloads that fail are listed in the failures file
     assert boxes["box_id"].tolist() == ["ffhq:00000", "ffhq:00001"]
     assert boxes.loc[1, ["x0", "y0", "x1", "y1"]].tolist() == [0, 0, 128, 128]

@@ -46,11 +46,11 @@ def test_a_second_trainer_refuses_while_the_first_runs_and_takes_over_after_it_d
         with pytest.raises(TrainerLockError) as refused:
             train(
                 shards,
-                tmp_path / "run/model.pt",
-                tmp_path / "run/stats.jsonl",
-                work,
-                TINY,
-                32,
+                model_path=tmp_path / "run/model.pt",
+                stats_path=tmp_path / "run/stats.jsonl",
+                work_dir=work,
+                s=TINY,
+                image_size=32,
                 seed=0,
             )
         assert f"another trainer runs this run (pid {first.pid} on " in str(refused.value)
@@ -60,7 +60,13 @@ def test_a_second_trainer_refuses_while_the_first_runs_and_takes_over_after_it_d
         first.wait()
     with caplog.at_level("WARNING", logger="pipeline.gan.run_lock"):
         trainer = train(
-            shards, tmp_path / "run/model.pt", tmp_path / "run/stats.jsonl", work, TINY, 32, seed=0
+            shards,
+            model_path=tmp_path / "run/model.pt",
+            stats_path=tmp_path / "run/stats.jsonl",
+            work_dir=work,
+            s=TINY,
+            image_size=32,
+            seed=0,
         )
     assert trainer.step == TINY.steps
     assert f"taking over the run from a trainer that is gone: pid {first.pid}" in caplog.text

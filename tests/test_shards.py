@@ -257,12 +257,12 @@ def test_shards_stage_packs_accepted_crops_less_exclusions(tmp_path):
     (tmp_path / "exclusions.txt").write_text("src_005\nsrc_006 # ugly\nnot_a_crop\n")
     manifest = make_shards(
         tmp_path / "decisions.parquet",
-        tmp_path / "rejects.parquet",
-        tmp_path / "exclusions.txt",
-        tmp_path / "c",
-        tmp_path / "shards",
-        SETTINGS,
-        SIZE,
+        rejects_table=tmp_path / "rejects.parquet",
+        exclusions=tmp_path / "exclusions.txt",
+        crops_root=tmp_path / "c",
+        out_dir=tmp_path / "shards",
+        settings=SETTINGS,
+        image_size=SIZE,
         seed=0,
     )
     packed = sorted(pd.read_parquet(tmp_path / "shards/index.parquet")["crop_id"])

@@ -129,7 +129,15 @@ def test_best_checkpoint_survives_a_metric_that_gets_worse(tmp_path, monkeypatch
     settings = replace(TINY, steps=8, eval_every=2)
     shards = make_shards(tmp_path / "shards")
     out = tmp_path / "run"
-    train(shards, out / "model.pt", out / "stats.jsonl", out / "w", settings, 32, seed=0)
+    train(
+        shards,
+        model_path=out / "model.pt",
+        stats_path=out / "stats.jsonl",
+        work_dir=out / "w",
+        s=settings,
+        image_size=32,
+        seed=0,
+    )
     best = torch.load(out / "best.pt", weights_only=True)
     last = torch.load(out / "model.pt", weights_only=True)
     assert (best["step"], best["metric"], last["step"]) == (4, 3.0, 8)

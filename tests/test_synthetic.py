@@ -20,7 +20,9 @@ ASPECTS = (1.0, 4 / 3, 3 / 2, 16 / 9)
 
 
 def generate(root: Path, settings: SyntheticSettings = SMALL) -> dict:
-    return synthetic.generate(settings, root / "images", root / "instances.json")
+    return synthetic.generate(
+        settings, images_dir=root / "images", annotations=root / "instances.json"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +145,11 @@ def test_unknown_category_is_refused(tmp_path):
 def test_the_coco_reader_reads_it_with_exact_corners(small):
     root, data = small
     rows = read_boxes(
-        root / "instances.json", root / "images", ("Disc", "square", "TRIANGLE"), "synthetic", "all"
+        root / "instances.json",
+        image_dir=root / "images",
+        categories=("Disc", "square", "TRIANGLE"),
+        source="synthetic",
+        split="all",
     )
     assert len(rows) == len(data["annotations"])
     by_id = rows.set_index("box_id")

@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.runner import ADAPTERS
-from tests.conftest import TINY_DEMO, dry_run, snakemake, write_config
+from tests.conftest import SCRIPTS, TINY_DEMO, dry_run, script_imports, snakemake, write_config
 from tests.user_datasets import (
     PHOTO_BOXES,
     Box,
@@ -32,11 +31,11 @@ pytest.importorskip("skimage", reason="the photographs are scikit-image's: pip i
 IMAGE_SIZE = 32
 MIN_BOX_SIDE = 8
 OLD = datetime(2020, 1, 1, 12, 0).timestamp()  # older than any code of the workflow
-# the rules of the built-in sources: their adapters, less the one of named datasets
+# the rules of the built-in sources: those whose scripts use a source, less named datasets' rule
 BUILTIN_RULES = {
-    rule
-    for rule, target in ADAPTERS.items()
-    if target.startswith("pipeline.adapters.sources:") and rule != "coco_format_boxes"
+    path.stem
+    for path in SCRIPTS.glob("*.py")
+    if "pipeline.sources" in script_imports(path.stem) and path.stem != "coco_format_boxes"
 }
 
 

@@ -60,7 +60,9 @@ def labels(path: Path, names: dict[str, str], sizes: bool = True) -> Path:
 
 def boxes_of(annotations: Path, **settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     cfg = CocoFormatSettings(annotations=str(annotations), **settings)
-    return coco_format_boxes("zoo", cfg, ("thing",), BadRecordSettings())
+    return coco_format_boxes(
+        "zoo", settings=cfg, categories=("thing",), bad_records=BadRecordSettings()
+    )
 
 
 def assert_red_squares(tmp_path: Path, frame: pd.DataFrame) -> None:
@@ -102,10 +104,10 @@ def test_a_downloaded_source_still_refuses_names_that_leave_its_folder(tmp_path)
     rejects = RecordRejects("coco")
     frame = read_boxes(
         path,
-        tmp_path / "coco/images",
-        ("thing",),
-        "coco",
-        "train",
+        image_dir=tmp_path / "coco/images",
+        categories=("thing",),
+        source="coco",
+        split="train",
         rejects=rejects,
         bad_records=BadRecordSettings(max_fraction=1),
     )
@@ -173,7 +175,9 @@ def test_an_image_without_size_and_file_is_a_missing_image_record(tmp_path):
     (tmp_path / "pictures/b.jpg").unlink()
     path = labels(tmp_path / "pictures/labels.json", {n: n for n in SIZES}, sizes=False)
     cfg = CocoFormatSettings(annotations=str(path))
-    frame, rejects = coco_format_boxes("zoo", cfg, ("thing",), BadRecordSettings(max_fraction=0.5))
+    frame, rejects = coco_format_boxes(
+        "zoo", settings=cfg, categories=("thing",), bad_records=BadRecordSettings(max_fraction=0.5)
+    )
     assert len(frame) == 2
     assert rejects[["box_id", "reason"]].values.tolist() == [["zoo:2:12", "missing_image"]]
     assert f"{tmp_path / 'pictures/b.jpg'}: not found" in rejects.loc[0, "detail"]

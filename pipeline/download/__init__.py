@@ -1,10 +1,10 @@
 """Parallel, resumable, verified HTTP downloads, shared by every source.
 
 `fetch` gets one file (`fetch.py`), `fetch_all` and `fetch_images` many at once with a failure
-list (`batch.py`), and images without a checksum must decode before they count (`images.py`).
+list, `fetch_unless_local` a source's images unless the user holds them (`batch.py`), and images without a checksum must decode before they count (`images.py`).
 """
 
-from pipeline.download.batch import fetch_all, fetch_images
+from pipeline.download.batch import fetch_all, fetch_images, fetch_unless_local
 from pipeline.download.fetch import (
     DownloadError,
     DownloadJob,
@@ -23,6 +23,7 @@ __all__ = [
     "fetch",
     "fetch_all",
     "fetch_images",
+    "fetch_unless_local",
     "file_digest",
     "hosts_of",
 ]

@@ -19,6 +19,7 @@ from pipeline.download.fetch import (
     DownloadResult,
     DownloadSettings,
     fetch,
+    hosts_of,
 )
 from pipeline.io import atomic_path
 from pipeline.progress import progress
@@ -141,3 +142,21 @@ def fetch_images(
             failures,
         )
     return kept
+
+
+def fetch_unless_local(
+    rows: pd.DataFrame,
+    *,
+    local_dir: str | None,
+    image_base_url: str,
+    settings: DownloadSettings,
+    failures: Path,
+    desc: str,
+) -> pd.DataFrame:
+    """A source's boxes with their images: read in place from the user's `local_dir` (a missing
+    one is the crop stage's `missing_image` reject), else fetched from `image_base_url`'s host
+    only, whatever hosts the annotations name (`fetch_images`)."""
+    if local_dir:
+        return rows
+    allowed = replace(settings, allowed_hosts=hosts_of(image_base_url))
+    return fetch_images(rows, allowed, failures, desc)

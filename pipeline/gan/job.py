@@ -1,4 +1,4 @@
-"""One training run as every entry point describes it: the train rule's adapter, the command line
+"""One training run as every entry point describes it: the train rule's script, the command line
 (`python -m pipeline.gan`) and the torchrun processes `distributed.launch` starts all build a
 `TrainJob` and hand it to `pipeline.gan.train.train_job`."""
 

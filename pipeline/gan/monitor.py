@@ -17,6 +17,7 @@ from pipeline.gan.trainer import Trainer
 from pipeline.io import atomic_path
 from pipeline.metrics.colour import colour_metrics
 from pipeline.metrics.swd import sliced_wasserstein
+from pipeline.seeds import Stream, stream
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,10 @@ class QualityProbe:
         if len(self.real) < MIN_REAL:
             return None
         n = len(self.real)
-        labels = class_labels(trainer.class_counts(), n, self.seed + 1)
+        fixed = stream(self.seed, Stream.FIXED_LATENTS)
+        labels = class_labels(trainer.class_counts(), n, fixed)
         with trainer.sampling() as generator:
-            fake = generate(generator, n, self.seed + 1, labels)
+            fake = generate(generator, n, fixed, labels)
         swd = sliced_wasserstein(self.real, fake)["swd_mean"]
         colours = colour_metrics(self.real, fake, self.seed)
         return {"step": trainer.step, "swd": round(swd, 4), **colours, "images": n}

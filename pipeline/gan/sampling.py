@@ -11,6 +11,7 @@ import logging
 import torch
 
 from pipeline.gan.grids import to_uint8
+from pipeline.seeds import Stream, stream
 
 log = logging.getLogger(__name__)
 MIN_REAL = 16  # fewer real crops in a set than this: no metric is worth computing
@@ -21,7 +22,7 @@ def class_labels(counts: list[int] | None, count: int, seed: int) -> torch.Tenso
     (`counts`, per class; None or empty for an unconditional one)."""
     if not counts:
         return None
-    rng = torch.Generator().manual_seed(seed + 2)
+    rng = torch.Generator().manual_seed(stream(seed, Stream.CLASS_LABELS))
     weights = torch.tensor(counts, dtype=torch.float)
     return torch.multinomial(weights, count, replacement=True, generator=rng)
 

@@ -1,6 +1,6 @@
 """The train stage: a DCGAN trained on the shards of one `TrainJob`, and the training loop.
 
-Every entry point goes through `train_job`: the train rule's adapter, `python -m pipeline.gan`,
+Every entry point goes through `train_job`: the train rule's script, `python -m pipeline.gan`,
 and the torchrun processes that `distributed.launch` starts when `gpus` > 1. `train(...)` is the
 same with the job's fields as arguments.
 
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 def train(
     shards_dir: Path,
+    *,
     model_path: Path,
     stats_path: Path,
     work_dir: Path,

@@ -24,8 +24,7 @@ from pipeline.gan.ema import EMA
 from pipeline.gan.grids import to_uint8
 from pipeline.gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, grid_labels
-
-RANK_SEED_STRIDE = 7919  # rank r draws its latents and batches from seed + 7919 * r
+from pipeline.seeds import Stream, stream
 
 
 def grad_norm(model: torch.nn.Module) -> torch.Tensor:
@@ -129,7 +128,7 @@ class Trainer:
                 distributed.broadcast_parameters(self.D)
             else:
                 self.d_net = DistributedDataParallel(self.d_net, device_ids=ids)
-            torch.manual_seed(self.seed + RANK_SEED_STRIDE * ranks.rank)  # each rank its latents
+            torch.manual_seed(stream(self.seed, Stream.TRAINING, rank=ranks.rank))  # its latents
 
     def _set_data(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
         """The batch sampler (its own seeded generator) and the fixed latents of sample grids."""
@@ -137,14 +136,14 @@ class Trainer:
         self.sampler = BatchSampler(
             place_data(images, device),
             s.batch_size,
-            seed + RANK_SEED_STRIDE * self.ranks.rank,
+            stream(seed, Stream.TRAINING, rank=self.ranks.rank),
             s.hflip,
             labels,
             device=device,
         )
-        self.fixed_z = torch.randn(64, s.nz, generator=torch.Generator().manual_seed(seed + 1)).to(
-            device
-        )
+        self.fixed_z = torch.randn(
+            64, s.nz, generator=torch.Generator().manual_seed(stream(seed, Stream.FIXED_LATENTS))
+        ).to(device)
         self._class_counts = (
             torch.bincount(labels, minlength=len(self.classes)).tolist()
             if labels is not None
@@ -299,7 +298,7 @@ class Trainer:
         self.replay_labels = state.get("replay_labels")
         if self.ranks.rank > 0:  # the checkpoint holds rank 0's data stream: draw another
             self.sampler.generator.manual_seed(
-                self.seed + RANK_SEED_STRIDE * self.ranks.rank + self.step
+                stream(self.seed, Stream.TRAINING, rank=self.ranks.rank) + self.step
             )
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():

@@ -21,6 +21,7 @@ from pipeline.archive import safe_extract
 from pipeline.boxes import normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, hosts_of
 from pipeline.local import local_file
+from pipeline.records import rejects_frame
 
 log = logging.getLogger(__name__)
 PARTITIONS = {0: "train", 1: "valid", 2: "test"}
@@ -139,12 +140,14 @@ def choose(s: CelebASettings, attributes: pd.DataFrame, partitions: dict[str, st
 
 def celeba_boxes(
     s: CelebASettings,
+    *,
     download: DownloadSettings,
     folder: Path,
     image_root: Path,
     mismatch: str = "refuse",
-) -> pd.DataFrame:
-    """The chosen faces, extracted from the archive into `image_root` (never into local_dir)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chosen faces, extracted from the archive into `image_root` (never into local_dir),
+    and (as every source) its bad records: none, a file that does not match stops it."""
     files = fetch_files(s, download, folder, mismatch)
     partitions = read_partitions(files["list_eval_partition.txt"])
     attributes = read_attributes(files["list_attr_celeba.txt"])
@@ -186,4 +189,4 @@ def celeba_boxes(
         s.attributes,
         list(s.partitions),
     )
-    return normalise(rows)
+    return normalise(rows), rejects_frame([])

@@ -10,14 +10,14 @@ hold the experiment's category; with `local_dir` nothing is fetched and nothing 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.archive import safe_extract
 from pipeline.boxes import canonical_category, normalise
-from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_unless_local
 from pipeline.records import BadRecordSettings, RecordRejects
 from pipeline.sources.coco_records import (  # noqa: F401 (the reader's API, used by tests)
     DOWNLOADED,
@@ -46,6 +46,7 @@ class CocoSettings:
 
 def read_boxes(
     instances: Path,
+    *,
     image_dir: Path,
     categories: tuple[str, ...],
     source: str,
@@ -82,7 +83,7 @@ def read_boxes(
 
 
 def download_annotations(
-    settings: CocoSettings, download: DownloadSettings, archive: Path, outputs: dict[str, Path]
+    settings: CocoSettings, *, download: DownloadSettings, archive: Path, outputs: dict[str, Path]
 ) -> None:
     """Fetch (or reuse) the annotations zip, then extract `instances_{split}.json` per split."""
     result = fetch(
@@ -100,6 +101,7 @@ def download_annotations(
 
 def coco_boxes(
     settings: CocoSettings,
+    *,
     instances: dict[str, Path],
     image_root: Path,
     categories: tuple[str, ...],
@@ -117,10 +119,10 @@ def coco_boxes(
     parts = [
         read_boxes(
             instances[split],
-            image_root / split,
-            categories,
-            "coco",
-            split,
+            image_dir=image_root / split,
+            categories=categories,
+            source="coco",
+            split=split,
             image_url=f"{settings.image_base_url.rstrip('/')}/{{split}}/{{file_name}}",
             rejects=rejects,
             bad_records=bad_records,
@@ -129,7 +131,12 @@ def coco_boxes(
         for split in settings.splits
     ]
     boxes = normalise(pd.concat(parts, ignore_index=True))
-    if settings.local_dir:
-        return boxes, rejects.frame()
-    allowed = replace(download, allowed_hosts=hosts_of(settings.image_base_url))
-    return fetch_images(boxes, allowed, failures, "COCO images"), rejects.frame()
+    boxes = fetch_unless_local(
+        boxes,
+        local_dir=settings.local_dir,
+        image_base_url=settings.image_base_url,
+        settings=download,
+        failures=failures,
+        desc="COCO images",
+    )
+    return boxes, rejects.frame()

@@ -46,6 +46,7 @@ def annotation_files(settings: CocoFormatSettings) -> list[Path]:
 
 def coco_format_boxes(
     name: str,
+    *,
     settings: CocoFormatSettings,
     categories: tuple[str, ...],
     bad_records: BadRecordSettings,
@@ -64,10 +65,10 @@ def coco_format_boxes(
         parts.append(
             read_boxes(
                 path,
-                images,
-                categories,
-                name,
-                settings.split,
+                image_dir=images,
+                categories=categories,
+                source=name,
+                split=settings.split,
                 rejects=rejects,
                 bad_records=bad_records,
                 box_prefix=prefix,

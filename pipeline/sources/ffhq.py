@@ -120,6 +120,7 @@ def _fetched_images(
 
 def ffhq_boxes(
     s: FFHQSettings,
+    *,
     download: DownloadSettings,
     folder: Path,
     failures: Path,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline.archive import safe_join
 from pipeline.boxes import canonical_category, normalise
-from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_unless_local, hosts_of
 from pipeline.records import RecordRejects
 from pipeline.sources.openimages_files import (  # noqa: F401 (the source's API)
     OpenImagesSettings,
@@ -54,7 +54,7 @@ class OpenImagesFormatError(ValueError):
 
 
 def download_metadata(
-    s: OpenImagesSettings, download: DownloadSettings, paths: dict[str, Path]
+    s: OpenImagesSettings, *, download: DownloadSettings, paths: dict[str, Path]
 ) -> None:
     download = replace(download, allowed_hosts=hosts_of(s.base_url))
     for key, rel in metadata_relpaths(s).items():
@@ -237,6 +237,7 @@ def _reject_unsized(
 
 def openimages_boxes(
     s: OpenImagesSettings,
+    *,
     files: dict[str, Path],
     image_root: Path,
     categories: tuple[str, ...],
@@ -248,9 +249,14 @@ def openimages_boxes(
     Images are fetched into `image_root` unless `local_dir` is set: then they are read in place,
     and a missing one is a `missing_image` reject."""
     selected = select(s, files, categories, image_root)
-    if not s.local_dir:
-        allowed = replace(download, allowed_hosts=hosts_of(s.image_base_url))
-        selected = fetch_images(selected, allowed, failures, "OpenImages images")
+    selected = fetch_unless_local(
+        selected,
+        local_dir=s.local_dir,
+        image_base_url=s.image_base_url,
+        settings=download,
+        failures=failures,
+        desc="OpenImages images",
+    )
     sizes, bad = image_sizes(list(selected["image_path"].unique()))
     rejects = RecordRejects("openimages")
     _reject_unsized(selected, bad, rejects)

@@ -115,7 +115,7 @@ def _image_size(rng: np.random.Generator, s: SyntheticSettings) -> tuple[int, in
     return (long_side, short_side) if rng.random() < 0.7 else (short_side, long_side)
 
 
-def generate(settings: SyntheticSettings, images_dir: Path, annotations: Path) -> dict:
+def generate(settings: SyntheticSettings, *, images_dir: Path, annotations: Path) -> dict:
     """Write the JPEGs under `images_dir` and a COCO instances JSON at `annotations`."""
     unknown = set(settings.categories) - set(CATEGORY_IDS)
     if unknown:

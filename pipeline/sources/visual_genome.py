@@ -19,7 +19,8 @@ import pandas as pd
 
 from pipeline.archive import safe_extract, safe_join
 from pipeline.boxes import canonical_category, normalise
-from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_images, hosts_of
+from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_unless_local, hosts_of
+from pipeline.records import rejects_frame
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class VisualGenomeFormatError(ValueError):
 
 
 def download_metadata(
-    s: VisualGenomeSettings, download: DownloadSettings, image_data: Path, objects: Path
+    s: VisualGenomeSettings, *, download: DownloadSettings, image_data: Path, objects: Path
 ) -> None:
     """Fetch the two zips beside `image_data` and extract their JSON to `image_data` and `objects`."""
     download = replace(download, allowed_hosts=hosts_of(s.base_url))
@@ -212,6 +213,7 @@ def read_boxes(
 
 def visual_genome_boxes(
     s: VisualGenomeSettings,
+    *,
     image_data: Path,
     objects: Path,
     image_root: Path,
@@ -219,9 +221,15 @@ def visual_genome_boxes(
     drop_coco_images: bool,
     download: DownloadSettings,
     failures: Path,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The boxes of the categories with their images, and (as every source) its bad records."""
     boxes = read_boxes(s, image_data, objects, image_root, categories, drop_coco_images)
-    if s.local_dir:  # read in place: a missing image is the crop stage's missing_image reject
-        return boxes
-    allowed = replace(download, allowed_hosts=hosts_of(s.image_base_url))  # whatever the JSON says
-    return fetch_images(boxes, allowed, failures, "Visual Genome images")
+    boxes = fetch_unless_local(
+        boxes,
+        local_dir=s.local_dir,
+        image_base_url=s.image_base_url,
+        settings=download,
+        failures=failures,
+        desc="Visual Genome images",
+    )
+    return boxes, rejects_frame([])  # a malformed record stops the reader: no bad records kept

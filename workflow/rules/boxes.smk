@@ -25,4 +25,4 @@ rule boxes_merge:
         # measured peak 157 MB on 2986 boxes (benchmarks/memory.py)
         mem_mb=1000,
     script:
-        RUN_SCRIPT
+        "../scripts/boxes_merge.py"

@@ -26,4 +26,4 @@ rule celeba_boxes:
         mismatch=config["local_checksum_mismatch"],
         download=download_config,
     script:
-        RUN_SCRIPT
+        "../scripts/celeba_boxes.py"

@@ -21,4 +21,4 @@ rule coco_format_boxes:
         categories=exp_setting("categories"),
         bad_records=config["bad_records"],
     script:
-        RUN_SCRIPT
+        "../scripts/coco_format_boxes.py"

@@ -8,6 +8,7 @@ import re
 from pipeline.cluster.memory import ask_mb, crops_mb
 from pipeline.cluster.preflight import check_before_submit
 from pipeline.config import from_dict, on_cpu
+from pipeline.rule_scripts import check_rule_scripts
 from pipeline.sweep_runs import points, run_train_settings
 from pipeline.metrics.weights import find_weights
 from pipeline.user_paths import annotation_list, check_user_paths
@@ -51,7 +52,6 @@ def one_of(names):
 
 
 DOWNLOADS = config["downloads_dir"]
-RUN_SCRIPT = "../scripts/run.py"
 ENV = "../../environment.yml"
 # Per-job threads; Snakemake caps them at --cores.
 MAX_THREADS = 8

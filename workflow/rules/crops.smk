@@ -25,4 +25,4 @@ rule crops_extract:
         exif=source_exif,
         bad_images=config["bad_images"],
     script:
-        RUN_SCRIPT
+        "../scripts/crops_extract.py"

@@ -25,7 +25,7 @@ rule curate_dataset:
         tag=config["curate"]["tag"],
         crops_root=crops_root,
     script:
-        RUN_SCRIPT
+        "../scripts/curate_dataset.py"
 
 
 rule curate_export:
@@ -46,4 +46,4 @@ rule curate_export:
         tag=config["curate"]["tag"],
         exclusions=lambda wildcards: f"resources/exclusions/{wildcards.exp}.txt",
     script:
-        RUN_SCRIPT
+        "../scripts/curate_export.py"

@@ -22,7 +22,7 @@ rule evaluate_reference:
         evaluate=exp_setting("evaluate"),
         seed=exp_setting("seed"),
     script:
-        RUN_SCRIPT
+        "../scripts/evaluate_reference.py"
 
 
 rule evaluate_run:
@@ -55,7 +55,7 @@ rule evaluate_run:
         evaluate=exp_setting("evaluate"),
         seed=exp_setting("seed"),
     script:
-        RUN_SCRIPT
+        "../scripts/evaluate_run.py"
 
 
 rule report_experiment:
@@ -83,7 +83,7 @@ rule report_experiment:
     params:
         settings=run_settings,
     script:
-        RUN_SCRIPT
+        "../scripts/report_experiment.py"
 
 
 rule report_index:
@@ -101,4 +101,4 @@ rule report_index:
     resources:
         mem_mb=1000,
     script:
-        RUN_SCRIPT
+        "../scripts/report_index.py"

@@ -26,4 +26,4 @@ rule ffhq_boxes:
         failures=failures_list("ffhq_boxes"),
         download=download_config,
     script:
-        RUN_SCRIPT
+        "../scripts/ffhq_boxes.py"

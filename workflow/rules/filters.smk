@@ -23,4 +23,4 @@ rule filters_apply:
         filters=exp_setting("filters"),
         crops_root=crops_root,
     script:
-        RUN_SCRIPT
+        "../scripts/filters_apply.py"

@@ -24,4 +24,4 @@ rule shards_write:
         seed=exp_setting("seed"),
         crops_root=crops_root,
     script:
-        RUN_SCRIPT
+        "../scripts/shards_write.py"

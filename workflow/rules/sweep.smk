@@ -92,4 +92,4 @@ rule sweep_compare:
         runs=sweep_runs,
         metric=sweep_metric,
     script:
-        RUN_SCRIPT
+        "../scripts/sweep_compare.py"

@@ -17,7 +17,7 @@ rule synthetic_dataset:
         settings=lambda wildcards: source_config(wildcards.synth),
         images_dir=synthetic_images,
     script:
-        RUN_SCRIPT
+        "../scripts/synthetic_dataset.py"
 
 
 rule synthetic_boxes:
@@ -39,4 +39,4 @@ rule synthetic_boxes:
         images_dir=synthetic_images,
         bad_records=config["bad_records"],
     script:
-        RUN_SCRIPT
+        "../scripts/synthetic_boxes.py"

@@ -32,4 +32,4 @@ rule train_gan:
         seed=exp_setting("seed"),
         work_dir="results/{exp}/train/checkpoints",
     script:
-        RUN_SCRIPT
+        "../scripts/train_gan.py"

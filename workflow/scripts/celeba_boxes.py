@@ -1,0 +1,20 @@
+"""celeba_boxes (rules/celeba.smk): CelebA's face boxes, from its files or a folder the user holds."""
+
+from pathlib import Path
+
+from pipeline.config import from_dict
+from pipeline.download import DownloadSettings
+from pipeline.io import write_parquet
+from pipeline.job_context import job_context
+from pipeline.sources import celeba
+
+with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive defines it)
+    boxes, rejects = celeba.celeba_boxes(
+        from_dict(celeba.CelebASettings, smk.params.settings),
+        download=from_dict(DownloadSettings, smk.params.download),
+        folder=Path(smk.params.folder),
+        image_root=Path(smk.params.image_root),
+        mismatch=smk.params.mismatch,
+    )
+    write_parquet(boxes, smk.output.boxes)
+    write_parquet(rejects, smk.output.rejects)
