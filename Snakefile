@@ -7,13 +7,15 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/synthetic.smk"
-include: "workflow/rules/coco.smk"
+
+
+# the built-in sources: every rule file in workflow/rules/sources/
+for _source in BUILTIN_SOURCES:
+
+    include: f"workflow/rules/sources/{_source}.smk"
+
+
 include: "workflow/rules/coco_format.smk"
-include: "workflow/rules/visual_genome.smk"
-include: "workflow/rules/openimages.smk"
-include: "workflow/rules/celeba.smk"
-include: "workflow/rules/ffhq.smk"
 include: "workflow/rules/boxes.smk"
 include: "workflow/rules/crops.smk"
 include: "workflow/rules/filters.smk"
@@ -32,16 +34,8 @@ check_rule_scripts(workflow)
 # On a cluster, compute nodes often have no internet: with local_downloads (profiles/slurm sets
 # it) the rules that download run where Snakemake runs, and the `downloads` resource caps them.
 if config["local_downloads"]:
-
-    localrules:
-        coco_annotations,
-        coco_boxes,
-        visual_genome_metadata,
-        visual_genome_boxes,
-        openimages_metadata,
-        openimages_boxes,
-        celeba_boxes,
-        ffhq_boxes,
+    # the rules that declare the `downloads` resource: what the `localrules` directive does
+    workflow.localrules(*download_rules(workflow))
 
 
 # With the SLURM executor: the jobs the cluster can never start stop the run before the first

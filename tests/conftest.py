@@ -196,3 +196,19 @@ def script_imports(rule: str) -> str:
     return "\n".join(
         ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
     )
+
+
+def copy_of_workflow(tmp_path: Path, *, package: bool = False) -> Path:
+    """The workflow's files copied to `tmp_path/repo`, to change them there; with `package`,
+    pipeline/ too (run with PYTHONPATH set to the copy to use it)."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    parts = ["Snakefile", "environment.yml", "workflow", "config", "resources"]
+    for part in parts + (["pipeline"] if package else []):
+        source = REPO / part
+        if source.is_dir():
+            ignore = shutil.ignore_patterns("downloads", "__pycache__", "exclusions")
+            shutil.copytree(source, copy / part, ignore=ignore)
+        elif source.exists():
+            shutil.copy(source, copy / part)
+    return copy

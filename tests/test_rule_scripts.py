@@ -3,14 +3,13 @@ script exists, and what the script takes from pipeline/ exists, checked before a
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from pipeline.rule_scripts import RuleCode, problems
-from tests.conftest import REPO, SCRIPTS, snakemake_command
+from tests.conftest import SCRIPTS, copy_of_workflow, snakemake_command
 
 SCRIPT = """from pathlib import Path
 
@@ -59,18 +58,6 @@ def test_a_rule_without_script_or_with_a_missing_one_is_named(tmp_path):
         "rule crops_extract: no script",
         f"rule filters_apply: its script {tmp_path / 'filters_apply.py'} does not exist",
     ]
-
-
-def copy_of_workflow(tmp_path: Path) -> Path:
-    copy = tmp_path / "repo"
-    copy.mkdir()
-    for part in ("Snakefile", "environment.yml", "workflow", "config", "resources"):
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("downloads"))
-        elif source.exists():
-            shutil.copy(source, copy / part)
-    return copy
 
 
 def test_the_workflow_stops_at_load_on_a_rule_without_code(tmp_path):

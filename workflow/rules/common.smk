@@ -23,7 +23,11 @@ check_user_paths(config, Path.cwd())
 
 # Sources: the built-in ones, and named datasets (pipeline/sources/): the user's own in COCO
 # format (DATASETS), and generated ones (SYNTHETIC: the built-in synthetic and format: synthetic).
-BUILTIN_SOURCES = ["synthetic", "coco", "visual_genome", "openimages", "celeba", "ffhq"]
+# A built-in source is a rule file in workflow/rules/sources/ (its rules write
+# results/{exp}/sources/{source}.parquet and .rejects.parquet), a module in pipeline/sources/, its
+# rules' scripts and its block in config/schema.yaml.
+SOURCE_RULES = Path(workflow.basedir) / "workflow" / "rules" / "sources"
+BUILTIN_SOURCES = sorted(path.stem for path in SOURCE_RULES.glob("*.smk"))
 NAMED = sorted(name for name in config["sources"] if name not in BUILTIN_SOURCES)
 SYNTHETIC = ["synthetic"] + [
     n for n in NAMED if config["sources"][n].get("format") == "synthetic"
@@ -46,13 +50,18 @@ SWEPT = sorted(name for name, runs in SWEEP_RUNS.items() if runs)
 PLAIN = sorted(name for name in EXPERIMENTS if name not in SWEPT)
 
 
+def download_rules(workflow):
+    """The rules that declare the `downloads` resource (the ones that need the internet)."""
+    return sorted(rule.name for rule in workflow.rules if "downloads" in rule.resources)
+
+
 def one_of(names):
     """A wildcard regex matching exactly these names (none: matches nothing)."""
     return "|".join(re.escape(n) for n in names) or "(?!x)x"
 
 
 DOWNLOADS = config["downloads_dir"]
-ENV = "../../environment.yml"
+ENV = str(Path(workflow.basedir) / "environment.yml")  # rule files sit at two depths
 # Per-job threads; Snakemake caps them at --cores.
 MAX_THREADS = 8
 

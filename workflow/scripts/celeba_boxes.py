@@ -1,4 +1,4 @@
-"""celeba_boxes (rules/celeba.smk): CelebA's face boxes, from its files or a folder the user holds."""
+"""celeba_boxes (rules/sources/celeba.smk): CelebA's face boxes, from its files or a folder the user holds."""
 
 from pathlib import Path
 

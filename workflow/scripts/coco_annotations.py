@@ -1,4 +1,4 @@
-"""coco_annotations (rules/coco.smk): download COCO's annotation archive and keep its splits' files."""
+"""coco_annotations (rules/sources/coco.smk): download COCO's annotation archive and keep its splits' files."""
 
 from pathlib import Path
 

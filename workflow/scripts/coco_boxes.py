@@ -1,4 +1,4 @@
-"""coco_boxes (rules/coco.smk): COCO's boxes of the experiment's categories, their images fetched."""
+"""coco_boxes (rules/sources/coco.smk): COCO's boxes of the experiment's categories, their images fetched."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""ffhq_boxes (rules/ffhq.smk): FFHQ's faces (one box an image), from its files or a folder the
+"""ffhq_boxes (rules/sources/ffhq.smk): FFHQ's faces (one box an image), from its files or a folder the
 user holds."""
 
 from pathlib import Path

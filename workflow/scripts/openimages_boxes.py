@@ -1,4 +1,4 @@
-"""openimages_boxes (rules/openimages.smk): OpenImages' boxes of the experiment's categories,
+"""openimages_boxes (rules/sources/openimages.smk): OpenImages' boxes of the experiment's categories,
 their images fetched."""
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""openimages_metadata (rules/openimages.smk): download OpenImages' box and class tables."""
+"""openimages_metadata (rules/sources/openimages.smk): download OpenImages' box and class tables."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""synthetic_boxes (rules/synthetic.smk): the boxes of a generated dataset (the built-in
+"""synthetic_boxes (rules/sources/synthetic.smk): the boxes of a generated dataset (the built-in
 synthetic, or a dataset named with format: synthetic), read as COCO."""
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""synthetic_dataset (rules/synthetic.smk): generate a synthetic dataset in COCO format."""
+"""synthetic_dataset (rules/sources/synthetic.smk): generate a synthetic dataset in COCO format."""
 
 from pathlib import Path
 

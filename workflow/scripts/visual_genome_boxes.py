@@ -1,4 +1,4 @@
-"""visual_genome_boxes (rules/visual_genome.smk): Visual Genome's boxes of the experiment's
+"""visual_genome_boxes (rules/sources/visual_genome.smk): Visual Genome's boxes of the experiment's
 categories, their images fetched."""
 
 from pathlib import Path

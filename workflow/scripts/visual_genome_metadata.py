@@ -1,4 +1,4 @@
-"""visual_genome_metadata (rules/visual_genome.smk): download Visual Genome's image data and objects."""
+"""visual_genome_metadata (rules/sources/visual_genome.smk): download Visual Genome's image data and objects."""
 
 from pathlib import Path
 

@@ -17,7 +17,7 @@ rule synthetic_dataset:
         settings=lambda wildcards: source_config(wildcards.synth),
         images_dir=synthetic_images,
     script:
-        "../scripts/synthetic_dataset.py"
+        "../../scripts/synthetic_dataset.py"
 
 
 rule synthetic_boxes:
@@ -39,4 +39,4 @@ rule synthetic_boxes:
         images_dir=synthetic_images,
         bad_records=config["bad_records"],
     script:
-        "../scripts/synthetic_boxes.py"
+        "../../scripts/synthetic_boxes.py"

@@ -19,7 +19,7 @@ rule visual_genome_metadata:
         settings=source_config("visual_genome"),
         download=download_config,
     script:
-        "../scripts/visual_genome_metadata.py"
+        "../../scripts/visual_genome_metadata.py"
 
 
 rule visual_genome_boxes:
@@ -48,4 +48,4 @@ rule visual_genome_boxes:
         failures=failures_list("visual_genome_boxes"),
         download=download_config,
     script:
-        "../scripts/visual_genome_boxes.py"
+        "../../scripts/visual_genome_boxes.py"

@@ -19,7 +19,7 @@ rule openimages_metadata:
         settings=source_config("openimages"),
         download=download_config,
     script:
-        "../scripts/openimages_metadata.py"
+        "../../scripts/openimages_metadata.py"
 
 
 rule openimages_boxes:
@@ -44,4 +44,4 @@ rule openimages_boxes:
         failures=failures_list("openimages_boxes"),
         download=download_config,
     script:
-        "../scripts/openimages_boxes.py"
+        "../../scripts/openimages_boxes.py"

@@ -20,7 +20,7 @@ rule coco_annotations:
         archive=f"{downloaded('coco')}/annotations_trainval2017.zip",
         download=download_config,
     script:
-        "../scripts/coco_annotations.py"
+        "../../scripts/coco_annotations.py"
 
 
 rule coco_boxes:
@@ -49,4 +49,4 @@ rule coco_boxes:
         tables=f"{downloaded('coco')}/tables",
         download=download_config,
     script:
-        "../scripts/coco_boxes.py"
+        "../../scripts/coco_boxes.py"

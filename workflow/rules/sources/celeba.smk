@@ -26,4 +26,4 @@ rule celeba_boxes:
         mismatch=config["local_checksum_mismatch"],
         download=download_config,
     script:
-        "../scripts/celeba_boxes.py"
+        "../../scripts/celeba_boxes.py"

@@ -26,4 +26,4 @@ rule ffhq_boxes:
         failures=failures_list("ffhq_boxes"),
         download=download_config,
     script:
-        "../scripts/ffhq_boxes.py"
+        "../../scripts/ffhq_boxes.py"
