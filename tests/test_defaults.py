@@ -7,7 +7,10 @@ other would make the two disagree silently: this test fails on any difference.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
+import operator
 
 import pytest
 import yaml
@@ -74,3 +77,38 @@ def test_every_dataclass_default_equals_the_schema_default(cls, block, code_only
             continue
         assert "default" in prop, f"{cls.__name__}.{name}: the schema gives no default"
         assert as_config(default_of(fields[name])) == prop["default"], f"{cls.__name__}.{name}"
+
+
+def leaves(block: dict, path: tuple = ()):
+    for key, value in block.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, (*path, key))
+        else:
+            yield (*path, key)
+
+
+def test_the_config_sets_only_what_differs_from_the_schema():
+    """config/config.yaml says "set here only what differs": a key whose removal leaves the
+    resolved config unchanged repeats a default (and would hide a change of it)."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    def resolved(config: dict) -> dict:
+        config = copy.deepcopy(config)
+        validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
+        return config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    full = resolved(config)
+    repeated = []
+    for path in leaves(config):
+        trimmed = copy.deepcopy(config)
+        parent = functools.reduce(operator.getitem, path[:-1], trimmed)
+        del parent[path[-1]]
+        try:
+            same = resolved(trimmed) == full
+        except WorkflowError:  # invalid without it: needed (a named dataset's format)
+            same = False
+        if same:
+            repeated.append(".".join(path))
+    assert repeated == [], f"config.yaml repeats the schema's defaults: {repeated}"
