@@ -52,8 +52,8 @@ BREAKS = [
     Break(
         "d_targets_swapped",
         TRAINER,
-        "d_loss(s.loss, logits_real, logits_fake,",
-        "d_loss(s.loss, logits_fake, logits_real,",
+        "settings.loss,\n                    logits_real,\n                    logits_fake,",
+        "settings.loss,\n                    logits_fake,\n                    logits_real,",
         "D's real and fake targets swapped",
     ),
     Break("no_final_tanh", MODELS, "nn.Tanh(),", "nn.Identity(),", "G without its final tanh"),
@@ -102,8 +102,8 @@ BREAKS = [
     Break(
         "grid_latents_uniform",
         TRAINER,
-        "self.fixed_z = torch.randn(64, s.nz,",
-        "self.fixed_z = 2 * torch.rand(64, s.nz,",
+        "self.fixed_z = torch.randn(\n            64,",
+        "self.fixed_z = 2 * torch.rand(\n            64,",
         "the grid's fixed latents uniform, training latents normal",
     ),
     Break(
@@ -130,15 +130,15 @@ BREAKS = [
     Break(
         "g_frozen",
         TRAINER,
-        "self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g,",
-        "self.opt_g = torch.optim.Adam(self.G.parameters(), lr=0.0 * s.lr_g,",
+        "self.G.parameters(), lr=settings.lr_g,",
+        "self.G.parameters(), lr=0.0 * settings.lr_g,",
         "G's learning rate 0",
     ),
     Break(
         "g_loss_sign",
         TRAINER,
-        "loss_g = g_loss(self.s.loss, self.critic(fake, labels))",
-        "loss_g = -g_loss(self.s.loss, self.critic(fake, labels))",
+        "loss_g = g_loss(settings.loss, self.critic(fake, labels))",
+        "loss_g = -g_loss(settings.loss, self.critic(fake, labels))",
         "G's loss with its sign flipped",
     ),
 ]

@@ -82,7 +82,7 @@ def settings(recipe: str, width: int, steps: int, eval_every: int) -> TrainSetti
 
 def train_to(*, shards: Path, out: Path, settings: TrainSettings, size: int, threads: int):
     """Train (or go on training) the run in `out` up to `settings.steps`."""
-    return train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", s=settings, image_size=size,
+    return train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=settings, image_size=size,
                  seed=0, threads=threads, evals_path=out / "evals.jsonl")  # fmt: skip
 
 

@@ -131,7 +131,7 @@ def subset(shards: Path, out: Path, count: int) -> Path:
 
 def run(shards: Path, out: Path, s: TrainSettings, size: int) -> tuple[object, float]:
     start = time.perf_counter()
-    trainer = train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", s=s, image_size=size, seed=0,
+    trainer = train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=s, image_size=size, seed=0,
                     threads=torch.get_num_threads(), evals_path=out / "evals.jsonl")  # fmt: skip
     return trainer, time.perf_counter() - start
 

@@ -127,7 +127,7 @@ def filter_lines(workdir: Path, results: Path, scratch: Path, count: int, args) 
     line("limit: read the crops and boxes tables", t_limit, count, None)
     t_stage, table = timed(
         lambda: apply_filters(results / "crops.parquet", boxes_table=results / "boxes.parquet", crops_root=results,
-                              decisions_out=scratch / "filters.parquet", sheets_dir=scratch / "sheets", s=FilterSettings()),
+                              decisions_out=scratch / "filters.parquet", sheets_dir=scratch / "sheets", settings=FilterSettings()),
         args.repeat,
         lambda: shutil.rmtree(scratch, ignore_errors=True),
     )  # fmt: skip

@@ -83,27 +83,27 @@ def crop_id(box_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", box_id)
 
 
-def square_region(x0: float, y0: float, x1: float, y1: float, s: CropSettings) -> Region:
+def square_region(x0: float, y0: float, x1: float, y1: float, settings: CropSettings) -> Region:
     """The box grown by the margin on each side, then made square around its centre."""
     w, h = x1 - x0, y1 - y0
-    w, h = w * (1 + 2 * s.margin), h * (1 + 2 * s.margin)
-    side = max(w, h) if s.square == "pad" else min(w, h)
+    w, h = w * (1 + 2 * settings.margin), h * (1 + 2 * settings.margin)
+    side = max(w, h) if settings.square == "pad" else min(w, h)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     return Region(cx - side / 2, cy - side / 2, side)
 
 
-def precheck(box: dict, s: CropSettings, image_size: int) -> tuple[str, str] | None:
+def precheck(box: dict, settings: CropSettings, image_size: int) -> tuple[str, str] | None:
     """Reasons a box is rejected before any decoding, or None."""
     w, h = box["x1"] - box["x0"], box["y1"] - box["y0"]
     if w <= 0 or h <= 0:
         return "degenerate_box", f"{w:.1f}x{h:.1f}"
-    if s.skip_crowd and box.get("is_crowd") is True:
+    if settings.skip_crowd and box.get("is_crowd") is True:
         return "crowd", "iscrowd is set (a box round a group); crops.skip_crowd: false keeps it"
-    if min(w, h) < s.min_box_side:
-        return "small_box", f"{min(w, h):.1f} < {s.min_box_side}"
-    side = square_region(box["x0"], box["y0"], box["x1"], box["y1"], s).side
-    if image_size / side > s.max_upscale:
-        return "upscale", f"x{image_size / side:.2f} > {s.max_upscale}"
+    if min(w, h) < settings.min_box_side:
+        return "small_box", f"{min(w, h):.1f} < {settings.min_box_side}"
+    side = square_region(box["x0"], box["y0"], box["x1"], box["y1"], settings).side
+    if image_size / side > settings.max_upscale:
+        return "upscale", f"x{image_size / side:.2f} > {settings.max_upscale}"
     return None
 
 
@@ -162,14 +162,20 @@ class ImageResult:
 
 def crop_image(task: ImageTask) -> ImageResult:
     """Worker: decode one image once and cut all its boxes."""
-    path, boxes, s, size = task.path, task.boxes, task.settings, task.size
+    path, boxes, settings, size = task.path, task.boxes, task.settings, task.size
     first = boxes[0]
     width, height = int(first["image_width"]), int(first["image_height"])
-    regions = [square_region(b["x0"], b["y0"], b["x1"], b["y1"], s) for b in boxes]
+    regions = [square_region(b["x0"], b["y0"], b["x1"], b["y1"], settings) for b in boxes]
     scale = max(size / r.side for r in regions)
     try:
         decoded = open_reduced(
-            Path(path), width, height, scale, s.jpeg_draft, task.exif, s.max_image_pixels
+            Path(path),
+            width,
+            height,
+            scale,
+            settings.jpeg_draft,
+            task.exif,
+            settings.max_image_pixels,
         )
     except FileNotFoundError:
         return ImageResult([], [_reject(b, "missing_image", path) for b in boxes])
@@ -184,7 +190,7 @@ def crop_image(task: ImageTask) -> ImageResult:
     crops = []
     for box, region in zip(boxes, regions, strict=True):
         cid = crop_id(box["box_id"])
-        crop = upright(cut(image, region, fx, fy, size, s.pad_mode), box.get("rotation"))
+        crop = upright(cut(image, region, fx, fy, size, settings.pad_mode), box.get("rotation"))
         crop.save(Path(task.out_dir) / f"{cid}.png", **PNG_OPTIONS)
         crops.append(_crop_row(box, cid, region, size, crop))
     return ImageResult(crops, [], decoded.turn)
@@ -241,7 +247,7 @@ ImageKey = tuple[str, int, int, str]  # path, the width and height the table giv
 
 
 def plan(
-    boxes: pd.DataFrame, s: CropSettings, size: int, exif: dict[str, str] | None = None
+    boxes: pd.DataFrame, settings: CropSettings, size: int, exif: dict[str, str] | None = None
 ) -> tuple[dict[ImageKey, list[dict]], list[dict]]:
     """Group the boxes that pass the prechecks by image; reject the others. `exif` is each
     source's setting (default apply: boxes refer to the image as displayed)."""
@@ -249,7 +255,7 @@ def plan(
     by_image: dict[ImageKey, list[dict]] = {}
     rejects = []
     for box in boxes.to_dict("records"):
-        reason = precheck(box, s, size)
+        reason = precheck(box, settings, size)
         if reason:
             rejects.append(_reject(box, *reason))
         else:
@@ -351,8 +357,10 @@ def _log_turns(turned: Counter) -> None:
 
 
 def _summarise(
-    total: int, crops: pd.DataFrame, rejects: pd.DataFrame, s: CropSettings, size: int
+    total: int, crops: pd.DataFrame, rejects: pd.DataFrame, settings: CropSettings, size: int
 ) -> None:
-    log.info("crops: %d of %d boxes accepted at %d px (%s)", len(crops), total, size, asdict(s))
+    log.info(
+        "crops: %d of %d boxes accepted at %d px (%s)", len(crops), total, size, asdict(settings)
+    )
     for reason, count in rejects["reason"].value_counts().items():
         log.info("  rejected %-16s %6d  (%s)", reason, count, REASONS.get(reason, ""))

@@ -97,14 +97,14 @@ def interpolation(generator, rows: int, steps: int, seed: int) -> torch.Tensor:
     return to_uint8(generator(z.to(device), y))
 
 
-def distribution_metrics(fake: torch.Tensor, ref: dict, s: EvalSettings, seed: int) -> dict:
+def distribution_metrics(fake: torch.Tensor, ref: dict, settings: EvalSettings, seed: int) -> dict:
     """FID and KID (Inception features only) of generated and of held-out crops against the
     training reference, and precision/recall of the generated ones."""
     train, holdout = ref["train"], ref["holdout"]
     out: dict = {"features": ref["kind"]}
     if ref["kind"] == "inception":
         out["fid"] = frechet_distance(fake.numpy(), train.numpy())
-        kid = dict(subsets=s.kid_subsets, subset_size=s.kid_subset_size, seed=seed)
+        kid = dict(subsets=settings.kid_subsets, subset_size=settings.kid_subset_size, seed=seed)
         out["kid"], out["kid_std"] = kernel_inception_distance(fake.numpy(), train.numpy(), **kid)
         if len(holdout) >= MIN_REAL:  # the floor: real crops the model never saw
             out["fid_real_floor"] = frechet_distance(holdout.numpy(), train.numpy())
@@ -120,8 +120,8 @@ def distribution_metrics(fake: torch.Tensor, ref: dict, s: EvalSettings, seed: i
     pick = torch.randperm(
         len(train), generator=torch.Generator().manual_seed(stream(seed, Stream.PR_SUBSET))
     )[:n]
-    if n > s.pr_neighbours:
-        out.update(precision_recall(train[pick], fake[:n], k=s.pr_neighbours))
+    if n > settings.pr_neighbours:
+        out.update(precision_recall(train[pick], fake[:n], k=settings.pr_neighbours))
     return out
 
 
@@ -130,14 +130,14 @@ def memorisation_check(
     fake_features: torch.Tensor,
     ref: dict,
     train: torch.Tensor,
-    s: EvalSettings,
+    settings: EvalSettings,
     sheet_png: Path,
     distances_png: Path,
 ) -> dict:
     """Nearest training crop of each sample: the copy statistics (against held-out crops), the
     side-by-side sheet of the closest samples and the distance histograms."""
     fake_nn = nearest(fake_features, ref["train"])
-    closest = np.argsort(fake_nn.distance)[: s.nearest_count]  # the likeliest copies first
+    closest = np.argsort(fake_nn.distance)[: settings.nearest_count]  # the likeliest copies first
     train_images = train[ref["train_index"][fake_nn.index[closest]]]
     pairs_sheet(
         fake_images[closest],
@@ -152,19 +152,21 @@ def memorisation_check(
         plot_distances(fake_nn.distance, np.array([]), None, distances_png, note)
         return {"note": note, "median_distance_generated": float(np.median(fake_nn.distance))}
     held_nn = nearest(ref["holdout"], ref["train"])
-    result = memorisation(fake_nn, held_nn, s.copy_quantile, s.copy_alarm)
+    result = memorisation(fake_nn, held_nn, settings.copy_quantile, settings.copy_alarm)
     plot_distances(
         fake_nn.distance,
         held_nn.distance,
         result["copy_threshold"],
         distances_png,
-        f"copy fraction {result['copy_fraction']:.1%} (about {s.copy_quantile:.0%} if no copying)",
+        f"copy fraction {result['copy_fraction']:.1%} (about {settings.copy_quantile:.0%} if no copying)",
     )
     return result
 
 
 @dataclass(frozen=True)
 class EvalOutputs:
+    """What evaluation writes, by the names of pipeline.layout.EVAL_FILES (the rule's outputs)."""
+
     samples: Path
     metrics: Path
     losses: Path
@@ -182,37 +184,43 @@ def evaluate(
     reference_path: Path,
     evals_path: Path,
     out: EvalOutputs,
-    s: EvalSettings,
+    settings: EvalSettings,
     seed: int,
     threads: int = 1,
 ) -> dict:
     """The evaluate stage: pictures and metrics of one trained generator."""
     use_cpu_threads(threads)
     generator, state = load_generator(model_path)
-    grid_y = grid_labels(generator.cfg.n_classes, s.grid_size**2, per_row=s.grid_size)
-    save_grid(generate(generator, s.grid_size**2, seed, grid_y), out.samples, nrow=s.grid_size)
-    save_grid(interpolation(generator, s.interpolation_rows, 10, seed), out.interpolation, nrow=10)
+    grid_y = grid_labels(generator.cfg.n_classes, settings.grid_size**2, per_row=settings.grid_size)
+    save_grid(
+        generate(generator, settings.grid_size**2, seed, grid_y),
+        out.samples,
+        nrow=settings.grid_size,
+    )
+    save_grid(
+        interpolation(generator, settings.interpolation_rows, 10, seed), out.interpolation, nrow=10
+    )
     holdout, train = load_split(shards_dir, "holdout"), load_split(shards_dir, "train")
     metrics = {
         "step": int(state["step"]),
-        **swd_metrics(generator, state, holdout, train, s.num_samples, seed),
+        **swd_metrics(generator, state, holdout, train, settings.num_samples, seed),
     }
     if state.get("classes"):
         metrics["classes"] = state["classes"]  # samples.png: one class per row, in this order
     ref = load_reference(reference_path)
-    extractor = Extractor.from_settings(s, select_device("auto"))
+    extractor = Extractor.from_settings(settings, select_device("auto"))
     if extractor.kind != ref["kind"]:
         raise ValueError(
             f"{reference_path} holds {ref['kind']} features but this run would use "
             f"{extractor.kind}: rerun the evaluate_reference rule"
         )
     samples_seed = stream(seed, Stream.SAMPLES)
-    labels = class_labels(state.get("class_counts"), s.num_samples, samples_seed)
-    fake_images = generate(generator, s.num_samples, samples_seed, labels)
+    labels = class_labels(state.get("class_counts"), settings.num_samples, samples_seed)
+    fake_images = generate(generator, settings.num_samples, samples_seed, labels)
     fake_features = extractor(fake_images, desc="generated")
-    metrics.update(distribution_metrics(fake_features, ref, s, seed))
+    metrics.update(distribution_metrics(fake_features, ref, settings, seed))
     metrics["memorisation"] = memorisation_check(
-        fake_images, fake_features, ref, train, s, out.nearest, out.distances
+        fake_images, fake_features, ref, train, settings, out.nearest, out.distances
     )
     write_json(metrics, out.metrics)
     title = f"{model_path.parent.parent.name}: {metrics['step']} steps"

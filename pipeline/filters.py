@@ -58,19 +58,19 @@ class FilterSettings:
 # --- the filters ------------------------------------------------------------------------------
 
 
-def aspect(c: dict, s: FilterSettings) -> str | None:
+def aspect(c: dict, settings: FilterSettings) -> str | None:
     w, h = c["x1"] - c["x0"], c["y1"] - c["y0"]
-    return "aspect" if h <= 0 or not (s.min_aspect <= w / h <= s.max_aspect) else None
+    return "aspect" if h <= 0 or not (settings.min_aspect <= w / h <= settings.max_aspect) else None
 
 
-def flags(c: dict, s: FilterSettings) -> str | None:
-    return next((f for f in s.reject_flags if c.get(FLAG_REASONS[f]) is True), None)
+def flags(c: dict, settings: FilterSettings) -> str | None:
+    return next((f for f in settings.reject_flags if c.get(FLAG_REASONS[f]) is True), None)
 
 
-def border(c: dict, s: FilterSettings) -> str | None:
-    if not s.reject_border:
+def border(c: dict, settings: FilterSettings) -> str | None:
+    if not settings.reject_border:
         return None
-    m = s.border_margin
+    m = settings.border_margin
     cut = (
         c["x0"] <= m
         or c["y0"] <= m
@@ -80,17 +80,19 @@ def border(c: dict, s: FilterSettings) -> str | None:
     return "border" if cut else None
 
 
-def blurry(c: dict, s: FilterSettings) -> str | None:
-    return "blurry" if c["sharpness"] < s.min_sharpness else None
+def blurry(c: dict, settings: FilterSettings) -> str | None:
+    return "blurry" if c["sharpness"] < settings.min_sharpness else None
 
 
-def uniform(c: dict, s: FilterSettings) -> str | None:
-    return "uniform" if c["contrast"] < s.min_contrast else None
+def uniform(c: dict, settings: FilterSettings) -> str | None:
+    return "uniform" if c["contrast"] < settings.min_contrast else None
 
 
-def grayscale(c: dict, s: FilterSettings) -> str | None:
+def grayscale(c: dict, settings: FilterSettings) -> str | None:
     return (
-        "grayscale" if s.reject_grayscale and c["colourfulness"] < s.grayscale_tolerance else None
+        "grayscale"
+        if settings.reject_grayscale and c["colourfulness"] < settings.grayscale_tolerance
+        else None
     )
 
 
@@ -130,14 +132,16 @@ def duplicates(
     return found
 
 
-def decide(crops: pd.DataFrame, boxes: pd.DataFrame, s: FilterSettings) -> pd.DataFrame:
+def decide(crops: pd.DataFrame, boxes: pd.DataFrame, settings: FilterSettings) -> pd.DataFrame:
     """Every crop with `accepted`, `reason` and `detail`, after all filters."""
     flags_cols = ["box_id", "image_width", "image_height", *FLAG_REASONS.values()]
     table = crops.merge(boxes[flags_cols], on="box_id", how="left", validate="one_to_one")
-    reasons = [next((r for f in FILTERS if (r := f(c, s))), None) for c in table.to_dict("records")]
+    reasons = [
+        next((r for f in FILTERS if (r := f(c, settings))), None) for c in table.to_dict("records")
+    ]
     table["reason"], table["detail"] = reasons, ""
     passing = table[table["reason"].isna()]
-    for dup, original in duplicates(passing, s.duplicate_distance).items():
+    for dup, original in duplicates(passing, settings.duplicate_distance).items():
         table.loc[table["crop_id"] == dup, ["reason", "detail"]] = ["duplicate", original]
     table["accepted"] = table["reason"].isna()
     return table
@@ -150,12 +154,12 @@ def apply_filters(
     crops_root: Path,
     decisions_out: Path,
     sheets_dir: Path,
-    s: FilterSettings,
+    settings: FilterSettings,
     per_sheet: int = 48,
 ) -> pd.DataFrame:
     """The filter stage: every crop with its scores and the decision in one table, and a contact
     sheet of the rejected crops per reason (`sheets_dir/rejected_{reason}.png`)."""
-    table = decide(pd.read_parquet(crops_table), pd.read_parquet(boxes_table), s)
+    table = decide(pd.read_parquet(crops_table), pd.read_parquet(boxes_table), settings)
     with atomic_dir(sheets_dir) as tmp:
         for reason, group in table[~table["accepted"]].groupby("reason"):
             sample = group.sort_values("crop_id").head(per_sheet)
@@ -171,7 +175,10 @@ def apply_filters(
             )
     write_parquet(table, decisions_out)
     log.info(
-        "filters (%s): %d of %d crops accepted", asdict(s), int(table["accepted"].sum()), len(table)
+        "filters (%s): %d of %d crops accepted",
+        asdict(settings),
+        int(table["accepted"].sum()),
+        len(table),
     )
     for reason, count in table["reason"].value_counts().items():
         log.info("  rejected %-10s %6d  (%s)", reason, count, REASONS[reason])

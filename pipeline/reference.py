@@ -36,10 +36,10 @@ class Extractor:
     model: torch.nn.Module | None = None
 
     @classmethod
-    def from_settings(cls, s: EvalSettings, device: str | torch.device = "cpu") -> Extractor:
-        path = find_weights(s.inception_weights)
+    def from_settings(cls, settings: EvalSettings, device: str | torch.device = "cpu") -> Extractor:
+        path = find_weights(settings.inception_weights)
         if path is None:
-            note = missing_weights_message(s.inception_weights)
+            note = missing_weights_message(settings.inception_weights)
             log.warning(note)
             return cls("pixels", note=note)
         standard = check_weights(path)
@@ -52,14 +52,14 @@ class Extractor:
 
 
 def reference_features(
-    shards_dir: Path, *, out_path: Path, s: EvalSettings, seed: int, threads: int = 1
+    shards_dir: Path, *, out_path: Path, settings: EvalSettings, seed: int, threads: int = 1
 ) -> dict:
     """The `evaluate_reference` stage: features of the real crops, to `out_path`."""
     use_cpu_threads(threads)
-    extractor = Extractor.from_settings(s, select_device("auto"))
+    extractor = Extractor.from_settings(settings, select_device("auto"))
     train, holdout = load_split(shards_dir, "train"), load_split(shards_dir, "holdout")
     rng = torch.Generator().manual_seed(stream(seed, Stream.REFERENCE))
-    index = torch.randperm(len(train), generator=rng)[: s.reference_images].sort().values
+    index = torch.randperm(len(train), generator=rng)[: settings.reference_images].sort().values
     log.info(
         "reference features (%s) of %d of %d training crops and %d held-out crops",
         extractor.kind,

@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from pipeline.io import atomic_path
+from pipeline.layout import FIGURE_KEYS, FIGURES
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -27,17 +28,6 @@ img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
 figure.broken::after { content: "This picture could not be shown."; color: #b00; }
 """
-
-# The report's pictures in order: (key, title, caption).
-FIGURES = [
-    ("samples", "Samples", "EMA generator, fixed latents (conditional: one class per row)."),
-    ("interpolation", "Latent interpolation", "Each row walks between two random latents."),
-    ("progress", "Training progress", "Fixed-latent samples through training."),
-    ("losses", "Losses and discriminator", "D and G losses, D's mean output, D's accuracy."),
-    ("curve", "Metric during training", "SWD to held-out crops at each measurement."),
-    ("nearest", "Nearest training crops", "The samples closest to a training crop, beside it."),
-    ("distances", "Copy check", "Distance to the nearest training crop, generated vs held-out."),
-]
 
 # Columns of the comparison table: (metrics.json key, header). Lower is better except P/R.
 COLUMNS = [
@@ -103,13 +93,19 @@ def _warnings(metrics: dict) -> list[str]:
 def experiment_report(
     name: str, *, metrics_path: Path, figures: dict[str, Path], settings: dict, out: Path
 ) -> None:
+    """An experiment's page: its metrics and every figure of FIGURES (pipeline/layout.py), each
+    given by name in `figures`; a name missing or unknown is an error, not a page without it."""
+    if sorted(figures) != sorted(FIGURE_KEYS):
+        missing, unknown = set(FIGURE_KEYS) - set(figures), set(figures) - set(FIGURE_KEYS)
+        raise ValueError(
+            f"{out}: the report shows {FIGURE_KEYS}; missing {sorted(missing)}, "
+            f"unknown {sorted(unknown)}"
+        )
     metrics = json.loads(Path(metrics_path).read_text())
     parts = [f"<h1>{html.escape(name)}</h1>", _table({name: summary_row(metrics)})]
     parts += [f'<p class="warn">{html.escape(w)}</p>' for w in _warnings(metrics)]
     for key, title, caption in FIGURES:
-        path = figures.get(key)
-        if path is None or not Path(path).exists():
-            continue
+        path = figures[key]
         parts.append(
             f'<figure id="{key}"><h2>{title}</h2><img alt="{key}" src="{_data_uri(Path(path))}" '
             "onerror=\"this.closest('figure').classList.add('broken')\">"

@@ -68,7 +68,7 @@ def test_train_stage_launches_torchrun_and_syncs_a_penalised_discriminator(tmp_p
         model_path=out / "model.pt",
         stats_path=out / "stats.jsonl",
         work_dir=out / "ckpt",
-        s=settings,
+        settings=settings,
         image_size=32,
         seed=0,
     )
@@ -91,7 +91,7 @@ def test_train_stage_refuses_more_gpus_than_visible(tmp_path, monkeypatch):
             model_path=tmp_path / "m.pt",
             stats_path=tmp_path / "x",
             work_dir=tmp_path / "w",
-            s=replace(TINY, gpus=3),
+            settings=replace(TINY, gpus=3),
             image_size=32,
             seed=0,
         )

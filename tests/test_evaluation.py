@@ -128,7 +128,7 @@ def test_nearest_sheet_shows_the_copied_training_crop(tmp_path):
     train, held_out = discs(60, 4), discs(30, 5)
     shards = shards_of(tmp_path / "shards", train, held_out)
     s = EvalSettings(inception_weights=str(tmp_path / "none.pth"), nearest_count=4)
-    ref = reference_features(shards, out_path=tmp_path / "ref.pt", s=s, seed=0)
+    ref = reference_features(shards, out_path=tmp_path / "ref.pt", settings=s, seed=0)
     assert ref["kind"] == "pixels" and "none.pth" in ref["note"]
     fake = train[[5, 17, 33, 40]]
     stored = load_split(shards, "train")

@@ -80,7 +80,7 @@ def judged(tmp_path) -> pd.DataFrame:
         crops_root=tmp_path,
         decisions_out=tmp_path / "filters.parquet",
         sheets_dir=tmp_path / "sheets",
-        s=SETTINGS,
+        settings=SETTINGS,
     )
     table.attrs["root"] = tmp_path
     return table.set_index("box_id")

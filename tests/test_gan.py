@@ -64,7 +64,7 @@ def run(tmp_path: Path, name: str, settings: TrainSettings, shards: Path):
         model_path=out / "model.pt",
         stats_path=out / "stats.jsonl",
         work_dir=out / "ckpt",
-        s=settings,
+        settings=settings,
         image_size=32,
         seed=3,
     )
@@ -148,7 +148,7 @@ def test_training_refuses_shards_of_another_size(tmp_path):
             model_path=tmp_path / "m.pt",
             stats_path=tmp_path / "s.jsonl",
             work_dir=tmp_path / "w",
-            s=TINY,
+            settings=TINY,
             image_size=32,
             seed=0,
         )

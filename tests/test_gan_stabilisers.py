@@ -120,7 +120,7 @@ def test_each_variant_trains_with_finite_losses_and_moving_weights(tmp_path, nam
         model_path=tmp_path / "m.pt",
         stats_path=tmp_path / "s.jsonl",
         work_dir=tmp_path / "w",
-        s=settings,
+        settings=settings,
         image_size=32,
         seed=1,
     )
@@ -129,7 +129,7 @@ def test_each_variant_trains_with_finite_losses_and_moving_weights(tmp_path, nam
         model_path=tmp_path / "m0.pt",
         stats_path=tmp_path / "s0.jsonl",
         work_dir=tmp_path / "w0",
-        s=replace(settings, steps=1),
+        settings=replace(settings, steps=1),
         image_size=32,
         seed=1,
     )
@@ -149,7 +149,7 @@ def test_wgan_gp_with_batch_norm_is_refused(tmp_path):
             model_path=tmp_path / "m.pt",
             stats_path=tmp_path / "x",
             work_dir=tmp_path / "w",
-            s=replace(TINY, loss="wgan-gp"),
+            settings=replace(TINY, loss="wgan-gp"),
             image_size=32,
             seed=0,
         )
@@ -166,7 +166,7 @@ def whole_and_resumed(tmp_path, settings, seed: int):
             model_path=out / "m.pt",
             stats_path=out / "s",
             work_dir=out / "w",
-            s=s,
+            settings=s,
             image_size=32,
             seed=seed,
         )
@@ -227,7 +227,7 @@ def test_diversity_alarm_and_progress_strip(tmp_path, caplog):
         model_path=tmp_path / "o/model.pt",
         stats_path=tmp_path / "o/s",
         work_dir=tmp_path / "o/w",
-        s=TINY,
+        settings=TINY,
         image_size=32,
         seed=0,
     )
@@ -248,7 +248,7 @@ def test_gradient_norms_are_logged(tmp_path):
         model_path=tmp_path / "m.pt",
         stats_path=tmp_path / "st.jsonl",
         work_dir=tmp_path / "w",
-        s=TINY,
+        settings=TINY,
         image_size=32,
         seed=0,
     )

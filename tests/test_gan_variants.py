@@ -134,7 +134,7 @@ def test_conditional_run_trains_samples_one_class_per_row_and_evaluates(tmp_path
         model_path=out / "m.pt",
         stats_path=out / "s.jsonl",
         work_dir=out / "w",
-        s=settings,
+        settings=settings,
         image_size=32,
         seed=0,
     )
@@ -145,7 +145,7 @@ def test_conditional_run_trains_samples_one_class_per_row_and_evaluates(tmp_path
     model = torch.load(out / "m.pt", weights_only=True)
     assert model["classes"] == ["cave", "snow"] and model["model_config"]["n_classes"] == 2
     s = EvalSettings(num_samples=20, grid_size=4, inception_weights=str(tmp_path / "none"))
-    reference_features(shards, out_path=out / "ref.pt", s=s, seed=0)
+    reference_features(shards, out_path=out / "ref.pt", settings=s, seed=0)
     figures = ("interpolation", "nearest", "distances", "curve")
     outputs = EvalOutputs(
         out / "samples.png",
@@ -160,7 +160,7 @@ def test_conditional_run_trains_samples_one_class_per_row_and_evaluates(tmp_path
         reference_path=out / "ref.pt",
         evals_path=out / "evals.jsonl",
         out=outputs,
-        s=s,
+        settings=s,
         seed=0,
     )
     assert metrics["classes"] == ["cave", "snow"] and metrics["swd"] is not None
@@ -187,7 +187,7 @@ def test_a_scaler_overflow_skips_the_step_and_is_logged(tmp_path):
         model_path=tmp_path / "m.pt",
         stats_path=tmp_path / "s",
         work_dir=tmp_path / "w",
-        s=settings,
+        settings=settings,
         image_size=32,
         seed=0,
     )
@@ -224,7 +224,7 @@ def test_condition_without_an_index_names_the_file(tmp_path):
             model_path=tmp_path / "m",
             stats_path=tmp_path / "s",
             work_dir=tmp_path / "w",
-            s=replace(TINY, condition="source"),
+            settings=replace(TINY, condition="source"),
             image_size=32,
             seed=0,
         )

@@ -49,7 +49,7 @@ def test_a_second_trainer_refuses_while_the_first_runs_and_takes_over_after_it_d
                 model_path=tmp_path / "run/model.pt",
                 stats_path=tmp_path / "run/stats.jsonl",
                 work_dir=work,
-                s=TINY,
+                settings=TINY,
                 image_size=32,
                 seed=0,
             )
@@ -64,7 +64,7 @@ def test_a_second_trainer_refuses_while_the_first_runs_and_takes_over_after_it_d
             model_path=tmp_path / "run/model.pt",
             stats_path=tmp_path / "run/stats.jsonl",
             work_dir=work,
-            s=TINY,
+            settings=TINY,
             image_size=32,
             seed=0,
         )

@@ -134,7 +134,7 @@ def test_best_checkpoint_survives_a_metric_that_gets_worse(tmp_path, monkeypatch
         model_path=out / "model.pt",
         stats_path=out / "stats.jsonl",
         work_dir=out / "w",
-        s=settings,
+        settings=settings,
         image_size=32,
         seed=0,
     )

@@ -145,26 +145,40 @@ def test_every_augmentation_reaches_d_for_reals_and_fakes_alike(monkeypatch, pol
 # --- who moves when ----------------------------------------------------------------------------
 
 
-def test_the_d_step_moves_d_only_and_leaves_g_without_gradients():
-    trainer = make()
-    g_before, d_before = params(trainer.G), params(trainer.D)
-    trainer.d_step()
-    assert same(params(trainer.G), g_before)
-    assert all(p.grad is None or not p.grad.any() for p in trainer.G.parameters())
-    assert not same(params(trainer.D), d_before)
+def after_each_step(optimizer: torch.optim.Optimizer, record) -> None:
+    """Call `record()` right after each step of `optimizer` (inside one train_step)."""
+    step = optimizer.step
 
-
-def test_the_g_step_moves_g_only():
-    trainer = make()
-    after_d = {}
-    d_step = trainer.d_step
-
-    def remembered():
-        out = d_step()
-        after_d["D"] = params(trainer.D)
+    def recorded(*args, **kwargs):
+        out = step(*args, **kwargs)
+        record()
         return out
 
-    trainer.d_step = remembered
+    optimizer.step = recorded
+
+
+def test_the_d_update_moves_d_only_and_leaves_g_without_gradients():
+    trainer = make()
+    g_before, d_before = params(trainer.G), params(trainer.D)
+    seen = {}
+    after_each_step(
+        trainer.opt_d,
+        lambda: seen.update(
+            G=params(trainer.G),
+            D=params(trainer.D),
+            g_grads=[p.grad for p in trainer.G.parameters()],
+        ),
+    )
+    trainer.train_step()
+    assert same(seen["G"], g_before)
+    assert all(g is None or not g.any() for g in seen["g_grads"])
+    assert not same(seen["D"], d_before)
+
+
+def test_the_g_update_moves_g_only():
+    trainer = make()
+    after_d = {}
+    after_each_step(trainer.opt_d, lambda: after_d.update(D=params(trainer.D)))
     g_before = params(trainer.G)
     trainer.train_step()
     assert same(params(trainer.D), after_d["D"])
@@ -204,14 +218,7 @@ def test_each_player_gets_the_gradient_of_its_own_loss_alone(settings):
     trainer = make(settings)
     d_before, g_before = copy.deepcopy(trainer.D), copy.deepcopy(trainer.G)
     d_after = {}
-    d_step = trainer.d_step
-
-    def remembered():
-        out = d_step()
-        d_after["D"] = copy.deepcopy(trainer.D)
-        return out
-
-    trainer.d_step = remembered
+    after_each_step(trainer.opt_d, lambda: d_after.update(D=copy.deepcopy(trainer.D)))
     spy = spy_on(trainer)
     d_seen = grads_at_step(trainer.opt_d, trainer.D)
     g_seen = grads_at_step(trainer.opt_g, trainer.G)

@@ -48,7 +48,7 @@ def _unique(jobs: Sequence[DownloadJob]) -> dict[Path, DownloadJob]:
 
 
 def _fetch_parallel(
-    jobs: Sequence[DownloadJob], s: DownloadSettings, desc: str
+    jobs: Sequence[DownloadJob], settings: DownloadSettings, desc: str
 ) -> tuple[list[DownloadResult], int]:
     """Fetch `jobs` on `s.workers` threads (one Session each); returns (results, bytes)."""
     local = threading.local()
@@ -63,7 +63,7 @@ def _fetch_parallel(
         def one(job: DownloadJob) -> DownloadResult:
             if not hasattr(local, "session"):
                 local.session = requests.Session()
-            result = fetch(job, s, local.session, count_bytes)
+            result = fetch(job, settings, local.session, count_bytes)
             with lock:
                 totals["failed"] += not result.ok
                 mb = f"{totals['bytes'] / 1e6:.1f}"
@@ -71,7 +71,7 @@ def _fetch_parallel(
                 bar.update(1)
             return result
 
-        with ThreadPoolExecutor(max(1, s.workers), thread_name_prefix=desc) as pool:
+        with ThreadPoolExecutor(max(1, settings.workers), thread_name_prefix=desc) as pool:
             results = list(pool.map(one, jobs))
     return results, totals["bytes"]
 

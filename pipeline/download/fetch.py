@@ -107,14 +107,16 @@ def hosts_of(*urls: str) -> tuple[str, ...]:
     return tuple(sorted({h for u in urls if (h := urlsplit(u).hostname)}))
 
 
-def _refusal(url: str, s: DownloadSettings) -> str:
+def _refusal(url: str, settings: DownloadSettings) -> str:
     """Why `url` may not be contacted, or '' if it may."""
     parts = urlsplit(url)
-    if parts.scheme not in s.allowed_schemes:
-        return f"scheme {parts.scheme!r} not allowed (allowed: {', '.join(s.allowed_schemes)})"
+    if parts.scheme not in settings.allowed_schemes:
+        return (
+            f"scheme {parts.scheme!r} not allowed (allowed: {', '.join(settings.allowed_schemes)})"
+        )
     if not parts.hostname:
         return "URL has no host"
-    if s.allowed_hosts and parts.hostname not in s.allowed_hosts:
+    if settings.allowed_hosts and parts.hostname not in settings.allowed_hosts:
         return f"host not allowed: {parts.hostname}"
     return ""
 
@@ -183,7 +185,11 @@ def _stream(response: requests.Response, part: Path, offset: int, on_bytes: OnBy
 
 
 def _transfer(
-    job: DownloadJob, part: Path, s: DownloadSettings, session: requests.Session, on_bytes: OnBytes
+    job: DownloadJob,
+    part: Path,
+    settings: DownloadSettings,
+    session: requests.Session,
+    on_bytes: OnBytes,
 ) -> int:
     """One attempt: fill `part` from where it stops. Returns the HTTP status."""
     offset = part.stat().st_size if part.exists() else 0
@@ -193,7 +199,7 @@ def _transfer(
     headers = {"Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    with session.get(job.url, headers=headers, stream=True, timeout=s.timeout) as response:
+    with session.get(job.url, headers=headers, stream=True, timeout=settings.timeout) as response:
         status = response.status_code
         if status == 416:
             _check_416(response, offset, job)
@@ -207,9 +213,9 @@ def _transfer(
         return status
 
 
-def _network_reason(err: requests.RequestException, s: DownloadSettings) -> str:
+def _network_reason(err: requests.RequestException, settings: DownloadSettings) -> str:
     if isinstance(err, requests.Timeout) or "timed out" in str(err).lower():
-        return f"timeout after {s.timeout} s"
+        return f"timeout after {settings.timeout} s"
     if isinstance(err, requests.exceptions.ChunkedEncodingError):
         return f"connection dropped: {err}"
     return f"network error: {type(err).__name__}: {err}"
@@ -236,18 +242,22 @@ def _present(dest: Path, job: DownloadJob) -> bool:
 
 
 def _attempts(
-    job: DownloadJob, dest: Path, s: DownloadSettings, session: requests.Session, on_bytes: OnBytes
+    job: DownloadJob,
+    dest: Path,
+    settings: DownloadSettings,
+    session: requests.Session,
+    on_bytes: OnBytes,
 ) -> DownloadResult:
     part = dest.with_name(dest.name + ".part")
     host = urlsplit(job.url).hostname or ""
     status, reason, wait = None, "", 0.0
-    for attempt in range(s.retries + 1):
+    for attempt in range(settings.retries + 1):
         if attempt:
-            time.sleep(max(min(s.backoff * 2 ** (attempt - 1), MAX_WAIT), wait))
+            time.sleep(max(min(settings.backoff * 2 ** (attempt - 1), MAX_WAIT), wait))
         wait = 0.0
         try:
-            with _slot(host, s.per_host):
-                status = _transfer(job, part, s, session, on_bytes)
+            with _slot(host, settings.per_host):
+                status = _transfer(job, part, settings, session, on_bytes)
             _verify(part, job)
             if job.image:
                 _check_decodes(part, dest)
@@ -262,7 +272,7 @@ def _attempts(
             if not err.retry:
                 break
         except requests.RequestException as err:  # the part stays, to resume from
-            status, reason = None, _network_reason(err, s)
+            status, reason = None, _network_reason(err, settings)
         except FileNotFoundError:  # the part vanished under us (another process): start over
             status, reason = None, "partial file vanished"
     return DownloadResult(job, False, status, reason, 0)

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stats", type=Path, help="training log (default OUT/stats.jsonl)")
     parser.add_argument("--evals", type=Path, help="SWD during training (default OUT/evals.jsonl)")
     parser.add_argument("--best", type=Path, help="model of the lowest SWD (default beside model)")
+    parser.add_argument(
+        "--progress", type=Path, help="sample grids as a GIF (default beside model)"
+    )
     parser.add_argument("--work-dir", type=Path, help="checkpoints (default OUT/checkpoints)")
     parser.add_argument("--settings", type=Path, help="JSON or YAML of train settings")
     parser.add_argument("--image-size", type=int, required=True)
@@ -66,6 +69,7 @@ def job_from(args: argparse.Namespace) -> TrainJob:
         threads=args.threads,
         evals_path=args.evals or (args.out / "evals.jsonl" if args.out else None),
         best_path=args.best,
+        progress_path=args.progress,
     )
 
 

@@ -22,10 +22,10 @@ from pipeline.io import atomic_path
 log = logging.getLogger(__name__)
 
 
-def run_fingerprint(s: TrainSettings, manifest: dict, seed: int) -> str:
+def run_fingerprint(settings: TrainSettings, manifest: dict, seed: int) -> str:
     """What a checkpoint must share with this run to be resumed (step counts excluded)."""
     same = replace(
-        s,
+        settings,
         steps=0,
         checkpoint_every=0,
         sample_every=0,
@@ -78,7 +78,9 @@ def save_model(trainer: Trainer, path: Path, run_id: str, **extra) -> None:
     model = {k: state[k] for k in keep}
     model["generator"] = trainer.sampling_generator.state_dict()  # what evaluation samples from
     model["generator_raw"] = state["generator"]
-    model.update(fingerprint=run_id, seed=trainer.seed, ema_decay=trainer.s.ema_decay, **extra)
+    model.update(
+        fingerprint=run_id, seed=trainer.seed, ema_decay=trainer.settings.ema_decay, **extra
+    )
     with atomic_path(path) as tmp:
         torch.save(model, tmp)
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from pipeline.config import TrainSettings
 
-PATHS = ("shards_dir", "model_path", "stats_path", "work_dir", "evals_path", "best_path")
+PATHS = (
+    "shards_dir", "model_path", "stats_path", "work_dir", "evals_path", "best_path", "progress_path",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -27,20 +29,17 @@ class TrainJob:
     threads: int = 1
     evals_path: Path | None = None  # SWD during training; default evals.jsonl beside the stats
     best_path: Path | None = None  # lowest SWD so far; default best.pt beside the model
+    progress_path: Path | None = None  # the sample grids as a GIF; default beside the model
 
     def __post_init__(self) -> None:
         defaults = {
             "evals_path": Path(self.stats_path).with_name("evals.jsonl"),
             "best_path": Path(self.model_path).with_name("best.pt"),
+            "progress_path": Path(self.model_path).with_name("progress.gif"),
         }
         for name in PATHS:
             value = getattr(self, name)
             object.__setattr__(self, name, Path(value) if value is not None else defaults[name])
-
-    @property
-    def progress_path(self) -> Path:
-        """The animated strip of the sample grids, beside the model."""
-        return self.model_path.parent / "progress.gif"
 
     # What the run keeps in `work_dir` while it trains: the final files are copied from these.
     @property
@@ -73,7 +72,8 @@ class TrainJob:
         return [
             "--shards", str(self.shards_dir), "--model", str(self.model_path),
             "--stats", str(self.stats_path), "--evals", str(self.evals_path),
-            "--best", str(self.best_path), "--work-dir", str(self.work_dir),
+            "--best", str(self.best_path), "--progress", str(self.progress_path),
+            "--work-dir", str(self.work_dir),
             "--settings", str(settings_file),
             "--image-size", str(self.image_size), "--seed", str(self.seed),
             "--threads", str(self.threads),

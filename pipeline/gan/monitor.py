@@ -142,8 +142,10 @@ class QualityProbe:
     crops during training, on a fixed budget: the same held-out crops and the same latents each
     time, so the curve moves only with the generator."""
 
-    def __init__(self, holdout: torch.Tensor, train: torch.Tensor, s: TrainSettings, seed: int):
-        self.real, _ = real_sets(holdout, train, s.eval_images, seed)
+    def __init__(
+        self, holdout: torch.Tensor, train: torch.Tensor, settings: TrainSettings, seed: int
+    ):
+        self.real, _ = real_sets(holdout, train, settings.eval_images, seed)
         self.seed = seed
 
     def __call__(self, trainer: Trainer) -> dict | None:

@@ -61,7 +61,7 @@ def train(
     model_path: Path,
     stats_path: Path,
     work_dir: Path,
-    s: TrainSettings,
+    settings: TrainSettings,
     image_size: int,
     seed: int,
     threads: int = 1,
@@ -70,7 +70,7 @@ def train(
 ) -> Trainer | None:
     """`train_job` of the `TrainJob` these arguments describe."""
     job = TrainJob(
-        shards_dir, model_path, stats_path, work_dir, s, image_size, seed, threads,
+        shards_dir, model_path, stats_path, work_dir, settings, image_size, seed, threads,
         evals_path, best_path,
     )  # fmt: skip
     return train_job(job)
@@ -85,30 +85,34 @@ def train_job(job: TrainJob) -> Trainer | None:
     the model with the lowest SWD so far is kept as `job.best_path` besides the final
     `job.model_path`. Returns the trainer (of this rank, under torchrun). A second trainer of
     the same run (the same `work_dir`) refuses while this one runs (`run_lock`)."""
-    s = job.settings
-    if s.gpus > 1 and "WORLD_SIZE" not in os.environ:
+    settings = job.settings
+    if settings.gpus > 1 and "WORLD_SIZE" not in os.environ:
         distributed.launch(job)
         return None
     use_cpu_threads(job.threads)
-    ranks, ddp_device = distributed.setup(s.device)
+    ranks, ddp_device = distributed.setup(settings.device)
     # one trainer per run: rank 0 holds the run's lock (a second trainer refuses, naming it)
     with run_lock(job.work_dir) if ranks.main else contextlib.nullcontext():
         return _train(job, ranks, ddp_device)
 
 
 def _train(job: TrainJob, ranks: Ranks, ddp_device) -> Trainer:
-    s = job.settings
-    device = ddp_device or select_device(s.device)
+    settings = job.settings
+    device = ddp_device or select_device(settings.device)
     manifest, images, labels, classes = load_data(job)
     log.info(
-        "training on %d crops of %d px on %s: %s", len(images), job.image_size, device, asdict(s)
+        "training on %d crops of %d px on %s: %s",
+        len(images),
+        job.image_size,
+        device,
+        asdict(settings),
     )
-    trainer = Trainer(s, images, job.image_size, job.seed, device, ranks, labels, classes)
-    run_id = run_fingerprint(s, manifest, job.seed)
+    trainer = Trainer(settings, images, job.image_size, job.seed, device, ranks, labels, classes)
+    run_id = run_fingerprint(settings, manifest, job.seed)
     resumed = resume(trainer, job, run_id)
     probe = None
-    if ranks.main and s.eval_every:
-        probe = QualityProbe(load_split(job.shards_dir, "holdout"), images, s, job.seed)
+    if ranks.main and settings.eval_every:
+        probe = QualityProbe(load_split(job.shards_dir, "holdout"), images, settings, job.seed)
     keeper = BestKeeper(job.running_best, run_id, resumed) if ranks.main else None
     _loop(trainer, job, run_id, probe, keeper)
     if ranks.world > 1:
@@ -124,7 +128,7 @@ def load_data(
 ) -> tuple[dict, torch.Tensor, torch.Tensor | None, list[str] | None]:
     """The manifest, the training crops, and their class labels and names (None, None when the
     run is unconditional)."""
-    s, shards_dir = job.settings, job.shards_dir
+    settings, shards_dir = job.settings, job.shards_dir
     manifest = read_manifest(shards_dir)
     if manifest["image_size"] != job.image_size:
         raise ValueError(
@@ -132,13 +136,13 @@ def load_data(
         )
     images = load_split(shards_dir, "train")
     labels, classes = None, None
-    if s.condition != "none":
-        labels, classes = load_labels(shards_dir, "train", s.condition)
-        log.info("conditional on %s: %d classes %s", s.condition, len(classes), classes)
+    if settings.condition != "none":
+        labels, classes = load_labels(shards_dir, "train", settings.condition)
+        log.info("conditional on %s: %d classes %s", settings.condition, len(classes), classes)
         if len(classes) < 2:
             log.warning(
                 "condition %s has one class only (%s): the condition adds nothing",
-                s.condition,
+                settings.condition,
                 classes,
             )
     return manifest, images, labels, classes
@@ -218,18 +222,20 @@ def _loop(
     probe: QualityProbe | None = None,
     keeper: BestKeeper | None = None,
 ):
-    s, main = job.settings, trainer.ranks.main
-    bar = progress(total=s.steps, initial=trainer.step, desc="train", unit="step", disable=not main)
-    window = StatsWindow(s.batch_size)
-    alarm = DiscriminatorAlarm(s.alarm_accuracy, s.alarm_steps)
+    settings, main = job.settings, trainer.ranks.main
+    bar = progress(
+        total=settings.steps, initial=trainer.step, desc="train", unit="step", disable=not main
+    )
+    window = StatsWindow(settings.batch_size)
+    alarm = DiscriminatorAlarm(settings.alarm_accuracy, settings.alarm_steps)
     if probe is not None and trainer.step == 0:  # the untrained generator: where the curve starts
         measure(trainer, probe, keeper, job.running_evals)
     with open(job.running_stats if main else os.devnull, "a") as log_file:
-        while trainer.step < s.steps:
+        while trainer.step < settings.steps:
             window.add(trainer.train_step())
             bar.update(1)
             step = trainer.step
-            if step % s.log_every == 0 or step == s.steps:
+            if step % settings.log_every == 0 or step == settings.steps:
                 line = window.line(step)
                 log_file.write(json.dumps(line, sort_keys=True) + "\n")
                 log_file.flush()
@@ -239,10 +245,10 @@ def _loop(
                 log_line(line)
                 alarm.update(step, window.count, line["acc_real"], line["acc_fake"])
                 window.reset()
-            if main and (step % s.sample_every == 0 or step == s.steps):
-                save_samples(trainer, job.samples_dir, s.steps)
-            if probe is not None and (step % s.eval_every == 0 or step == s.steps):
+            if main and (step % settings.sample_every == 0 or step == settings.steps):
+                save_samples(trainer, job.samples_dir, settings.steps)
+            if probe is not None and (step % settings.eval_every == 0 or step == settings.steps):
                 measure(trainer, probe, keeper, job.running_evals)
-            if main and (step % s.checkpoint_every == 0 or step == s.steps):
+            if main and (step % settings.checkpoint_every == 0 or step == settings.steps):
                 save_checkpoint(trainer, job.checkpoint_path, run_id)
     bar.close()

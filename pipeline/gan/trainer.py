@@ -52,7 +52,7 @@ class Trainer:
 
     def __init__(
         self,
-        s: TrainSettings,
+        settings: TrainSettings,
         images: torch.Tensor,
         image_size: int,
         seed: int,
@@ -61,54 +61,60 @@ class Trainer:
         labels: torch.Tensor | None = None,
         classes: list[str] | None = None,
     ):
-        if s.loss == "wgan-gp" and s.d_norm == "batch":
+        if settings.loss == "wgan-gp" and settings.d_norm == "batch":
             raise ValueError(
                 "loss wgan-gp needs train.d_norm spectral or none: its penalty is per image, batch norm mixes them"
             )
         # The order of these calls is the order of the random draws (weights, then latents):
         # a change here changes every run.
         torch.manual_seed(seed)
-        self.s, self.device = s, device
+        self.settings, self.device = settings, device
         self.classes = list(classes or [])
         self._build_networks(image_size)
         self._set_precision()
-        self.ema = EMA(self.G, s.ema_decay) if s.ema_decay > 0 else None
+        self.ema = EMA(self.G, settings.ema_decay) if settings.ema_decay > 0 else None
         self.ranks, self.seed = ranks, seed
         self.replay_buffer: torch.Tensor | None = None
         self.replay_labels: torch.Tensor | None = None
-        self.penalised = s.loss == "wgan-gp" or s.r1_gamma > 0
+        self.penalised = settings.loss == "wgan-gp" or settings.r1_gamma > 0
         self._wrap_networks()
         self._set_data(images, labels)
         self.step = 0
 
     def _build_networks(self, image_size: int) -> None:
         """G and D (their initial weights drawn from the global RNG) and their optimisers."""
-        s = self.s
+        settings = self.settings
         self.model_config = ModelConfig(
             image_size=image_size,
-            nz=s.nz,
-            ngf=s.ngf,
-            ndf=s.ndf,
-            d_norm=s.d_norm,
-            minibatch_std=s.minibatch_std,
-            kernel=s.kernel,
+            nz=settings.nz,
+            ngf=settings.ngf,
+            ndf=settings.ndf,
+            d_norm=settings.d_norm,
+            minibatch_std=settings.minibatch_std,
+            kernel=settings.kernel,
             n_classes=len(self.classes),
         )
         self.G = Generator(self.model_config).to(self.device)
         self.D = Discriminator(self.model_config).to(self.device)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=(s.beta1, s.beta2))
+        self.opt_g = torch.optim.Adam(
+            self.G.parameters(), lr=settings.lr_g, betas=(settings.beta1, settings.beta2)
+        )
+        self.opt_d = torch.optim.Adam(
+            self.D.parameters(), lr=settings.lr_d, betas=(settings.beta1, settings.beta2)
+        )
 
     def _set_precision(self) -> None:
         """Mixed precision, loss scaling and memory format."""
-        s, device = self.s, self.device
-        self.amp_dtype = amp_dtype(s.amp, device)
+        settings, device = self.settings, self.device
+        self.amp_dtype = amp_dtype(settings.amp, device)
         # fp16 needs loss scaling, bf16 has fp32's range and does not. The scale starts at 2^10,
         # not 2^16: DCGAN gradients overflow fp16 at 2^16, so the first steps would be skipped.
         fp16 = self.amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(device.type, 2.0**10, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(device.type, 2.0**10, enabled=fp16)
-        if s.channels_last == "on" or (s.channels_last == "auto" and device.type == "cuda"):
+        if settings.channels_last == "on" or (
+            settings.channels_last == "auto" and device.type == "cuda"
+        ):
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
 
@@ -118,7 +124,7 @@ class Trainer:
         over the ranks by hand after backward (as StyleGAN2-ADA does)."""
         ranks, device = self.ranks, self.device
         self.g_net, self.d_net = self.G, self.D
-        if self.s.compile:
+        if self.settings.compile:
             self.g_net, self.d_net = torch.compile(self.G), torch.compile(self.D)
         self.sync_d_by_hand = ranks.world > 1 and self.penalised
         if ranks.world > 1:
@@ -132,17 +138,19 @@ class Trainer:
 
     def _set_data(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
         """The batch sampler (its own seeded generator) and the fixed latents of sample grids."""
-        s, device, seed = self.s, self.device, self.seed
+        settings, device, seed = self.settings, self.device, self.seed
         self.sampler = BatchSampler(
             place_data(images, device),
-            s.batch_size,
+            settings.batch_size,
             stream(seed, Stream.TRAINING, rank=self.ranks.rank),
-            s.hflip,
+            settings.hflip,
             labels,
             device=device,
         )
         self.fixed_z = torch.randn(
-            64, s.nz, generator=torch.Generator().manual_seed(stream(seed, Stream.FIXED_LATENTS))
+            64,
+            settings.nz,
+            generator=torch.Generator().manual_seed(stream(seed, Stream.FIXED_LATENTS)),
         ).to(device)
         self._class_counts = (
             torch.bincount(labels, minlength=len(self.classes)).tolist()
@@ -155,14 +163,14 @@ class Trainer:
 
     def critic(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """D's logits on (augmented) images."""
-        if self.s.diffaugment:
-            images = diff_augment(images, self.s.diffaugment)
+        if self.settings.diffaugment:
+            images = diff_augment(images, self.settings.diffaugment)
         return self.d_net(images, labels)
 
     def penalty(self, real: torch.Tensor, fake: torch.Tensor, labels) -> torch.Tensor:
         """The configured gradient penalties, in fp32 (a half-precision input gradient
         underflows), through the bare D."""
-        s = self.s
+        settings = self.settings
         total = torch.zeros((), device=self.device)
         with torch.autocast(self.device.type, enabled=False):
             real, fake = real.float(), fake.float()
@@ -170,31 +178,11 @@ class Trainer:
             def critic(x):
                 return self.D(x, labels)
 
-            if s.loss == "wgan-gp":
-                total = total + s.gp_weight * gradient_penalty(critic, real, fake)
-            if s.r1_gamma > 0:
-                total = total + s.r1_gamma / 2 * r1_penalty(critic, real)
+            if settings.loss == "wgan-gp":
+                total = total + settings.gp_weight * gradient_penalty(critic, real, fake)
+            if settings.r1_gamma > 0:
+                total = total + settings.r1_gamma / 2 * r1_penalty(critic, real)
         return total
-
-    def d_step(self) -> tuple[torch.Tensor, ...]:
-        s = self.s
-        real, labels = self.sampler.draw()
-        with self.autocast():
-            fake = self.g_net(torch.randn(real.shape[0], s.nz, device=self.device), labels)
-            old, old_labels = self.replayed(fake.detach(), labels)
-            logits_real, logits_fake = self.critic(real, labels), self.critic(old, old_labels)
-            loss_d = d_loss(s.loss, logits_real, logits_fake, s.label_smoothing, s.label_noise)
-        if self.penalised:
-            loss_d = loss_d + self.penalty(real, fake, labels)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(loss_d).backward()
-        if self.sync_d_by_hand:
-            distributed.average_gradients(self.D)  # before unscaling: every rank sees the same inf
-        self.scaler_d.unscale_(self.opt_d)
-        self.grad_d = grad_norm(self.D)  # inf or nan: the scaler skips this step
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
-        return fake, labels, loss_d, logits_real.detach(), logits_fake.detach()
 
     def autocast(self):
         """Mixed precision where enabled (see `amp_dtype`)."""
@@ -205,9 +193,9 @@ class Trainer:
     def replayed(self, fake: torch.Tensor, labels: torch.Tensor | None):
         """Experience replay: a `replay` fraction of the batch swapped for old fakes (and their
         labels), which the buffer then takes in place of random old ones."""
-        if self.s.replay <= 0:
+        if self.settings.replay <= 0:
             return fake, labels
-        k = int(round(self.s.replay * len(fake)))
+        k = int(round(self.settings.replay * len(fake)))
         out, out_labels = fake, labels
         if self.replay_buffer is not None and k:
             pick = torch.randint(len(self.replay_buffer), (k,), device=fake.device)
@@ -218,8 +206,8 @@ class Trainer:
         return out, out_labels
 
     def _remember(self, fake: torch.Tensor, labels: torch.Tensor | None) -> None:
-        if self.replay_buffer is None or len(self.replay_buffer) < self.s.replay_size:
-            keep = self.s.replay_size
+        if self.replay_buffer is None or len(self.replay_buffer) < self.settings.replay_size:
+            keep = self.settings.replay_size
             self.replay_buffer = _append(self.replay_buffer, fake, keep)
             self.replay_labels = _append(self.replay_labels, labels, keep)
             return
@@ -229,29 +217,59 @@ class Trainer:
             self.replay_labels[slots] = labels
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        for _ in range(self.s.n_critic):
-            fake, labels, loss_d, logits_real, logits_fake = self.d_step()
+        """One step, as pytorch/examples' dcgan reads: (1) update D (`n_critic` times), (2)
+        update G through D as it now is, (3) follow G with its EMA."""
+        settings = self.settings
+        for _ in range(settings.n_critic):
+            # (1) Update D: its loss on real crops and on G's (detached) fakes, plus penalties
+            real, labels = self.sampler.draw()
+            with self.autocast():
+                z = torch.randn(real.shape[0], settings.nz, device=self.device)
+                fake = self.g_net(z, labels)
+                old, old_labels = self.replayed(fake.detach(), labels)
+                logits_real, logits_fake = self.critic(real, labels), self.critic(old, old_labels)
+                loss_d = d_loss(
+                    settings.loss,
+                    logits_real,
+                    logits_fake,
+                    settings.label_smoothing,
+                    settings.label_noise,
+                )
+            if self.penalised:
+                loss_d = loss_d + self.penalty(real, fake, labels)
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler_d.scale(loss_d).backward()
+            if self.sync_d_by_hand:  # before unscaling: every rank sees the same inf
+                distributed.average_gradients(self.D)
+            self.scaler_d.unscale_(self.opt_d)
+            grad_d = grad_norm(self.D)  # inf or nan: the scaler skips this step
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
+
+        # (2) Update G: its loss on the last fakes, through the updated D
         with self.autocast():
-            loss_g = g_loss(self.s.loss, self.critic(fake, labels))
+            loss_g = g_loss(settings.loss, self.critic(fake, labels))
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss_g).backward()
         self.scaler_g.unscale_(self.opt_g)
         grad_g = grad_norm(self.G)
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
+
+        # (3) The EMA of G's weights, which samples and metrics use
         if self.ema is not None:
             self.ema.update(self.G)
         self.step += 1
         return {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(logits_real.float()).mean(),
-            "d_fake": torch.sigmoid(logits_fake.float()).mean(),
-            "acc_real": (logits_real > 0).float().mean(),
-            "acc_fake": (logits_fake < 0).float().mean(),
-            "grad_d": torch.nan_to_num(self.grad_d, nan=0.0, posinf=0.0),
+            "d_real": torch.sigmoid(logits_real.detach().float()).mean(),
+            "d_fake": torch.sigmoid(logits_fake.detach().float()).mean(),
+            "acc_real": (logits_real.detach() > 0).float().mean(),
+            "acc_fake": (logits_fake.detach() < 0).float().mean(),
+            "grad_d": torch.nan_to_num(grad_d, nan=0.0, posinf=0.0),
             "grad_g": torch.nan_to_num(grad_g, nan=0.0, posinf=0.0),
-            "skipped": (~torch.isfinite(self.grad_d) | ~torch.isfinite(grad_g)).float(),
+            "skipped": (~torch.isfinite(grad_d) | ~torch.isfinite(grad_g)).float(),
         }
 
     @property

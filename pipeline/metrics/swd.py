@@ -209,7 +209,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _patch_corners(
-    keys: np.ndarray, s: SWDSettings, size: tuple[int, int]
+    keys: np.ndarray, settings: SWDSettings, size: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random top-left corners (n, patches), flat within a channel of a level of `size`, and a
     random priority per patch (n, patches) for subsampling.
@@ -218,9 +218,9 @@ def _patch_corners(
     on the order of the images and equal images (in either set) are sampled at equal places.
     """
     lh, lw = size
-    p = s.patch_size
-    salt = _mix(_mix(np.uint64(s.seed % 2**64)) ^ np.uint64(lh << 20 | lw))
-    j = np.arange(s.patches_per_image, dtype=np.uint64)
+    p = settings.patch_size
+    salt = _mix(_mix(np.uint64(settings.seed % 2**64)) ^ np.uint64(lh << 20 | lw))
+    j = np.arange(settings.patches_per_image, dtype=np.uint64)
     with np.errstate(over="ignore"):
         base = _mix(keys[:, None] ^ salt) + j * np.uint64(3)
         ys = _mix(base) % np.uint64(lh - p + 1)
@@ -231,7 +231,7 @@ def _patch_corners(
 
 
 def _descriptors(
-    images: torch.Tensor, levels: int, s: SWDSettings
+    images: torch.Tensor, levels: int, settings: SWDSettings
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per level: normalised patch descriptors of one image set, (n * patches, c * p * p), and
     each descriptor's subsampling priority, (n * patches,).
@@ -239,14 +239,14 @@ def _descriptors(
     Images are decomposed in chunks, so only the input and the descriptors are held whole.
     """
     n, c, h, w = images.shape
-    p, device = s.patch_size, images.device
+    p, device = settings.patch_size, images.device
     sizes = _level_sizes(h, w, levels)
-    keys = _image_keys(images, s.seed)
+    keys = _image_keys(images, settings.seed)
     offsets, corners, priorities = [], [], []  # offsets: of a patch's pixels in one image
     for lh, lw in sizes:
         ch = torch.arange(c)[:, None, None] * (lh * lw)
         offsets.append((ch + torch.arange(p)[None, :, None] * lw + torch.arange(p)).to(device))
-        corner, priority = _patch_corners(keys, s, (lh, lw))
+        corner, priority = _patch_corners(keys, settings, (lh, lw))
         corners.append(corner.to(device))
         priorities.append(priority.reshape(-1))
     found: list[list[torch.Tensor]] = [[] for _ in sizes]

@@ -60,21 +60,21 @@ class CelebAFormatError(ValueError):
 
 
 def fetch_files(
-    s: CelebASettings, download: DownloadSettings, folder: Path, mismatch: str = "refuse"
+    settings: CelebASettings, download: DownloadSettings, folder: Path, mismatch: str = "refuse"
 ) -> dict[str, Path]:
     """Each configured file in `folder`: read in place when `local_dir` is set (then `folder` is
     it), else downloaded there.
 
     Local files are checked against their MD5 and never written, moved or deleted; a mismatch is
     reported and then used or refused as `mismatch` says."""
-    if s.local_dir:
+    if settings.local_dir:
         return {
             name: local_file(folder / name, info.get("md5"), mismatch, "CelebA")
-            for name, info in s.files.items()
+            for name, info in settings.files.items()
         }
     paths = {}
-    for name, info in s.files.items():
-        url = s.url_template.format(drive_id=info["drive_id"], name=name)
+    for name, info in settings.files.items():
+        url = settings.url_template.format(drive_id=info["drive_id"], name=name)
         allowed = replace(download, allowed_hosts=hosts_of(url))
         result = fetch(DownloadJob(url, folder / name, md5=info.get("md5")), allowed)
         if not result.ok:
@@ -125,21 +125,23 @@ def read_attributes(path: Path) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=names)
 
 
-def choose(s: CelebASettings, attributes: pd.DataFrame, partitions: dict[str, str]) -> list[str]:
-    unknown = sorted(set(s.attributes) - set(attributes.columns))
+def choose(
+    settings: CelebASettings, attributes: pd.DataFrame, partitions: dict[str, str]
+) -> list[str]:
+    unknown = sorted(set(settings.attributes) - set(attributes.columns))
     if unknown:
         raise CelebAFormatError(
             f"CelebA has no attribute(s) {unknown}; it has {list(attributes.columns)}"
         )
     keep = pd.Series(True, index=attributes.index)
-    for name, wanted in s.attributes.items():
+    for name, wanted in settings.attributes.items():
         keep &= attributes[name] == wanted
-    chosen = [f for f in attributes.index[keep] if partitions.get(f) in s.partitions]
-    return sorted(chosen)[: s.max_images] if s.max_images else sorted(chosen)
+    chosen = [f for f in attributes.index[keep] if partitions.get(f) in settings.partitions]
+    return sorted(chosen)[: settings.max_images] if settings.max_images else sorted(chosen)
 
 
 def celeba_boxes(
-    s: CelebASettings,
+    settings: CelebASettings,
     *,
     download: DownloadSettings,
     folder: Path,
@@ -148,10 +150,10 @@ def celeba_boxes(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The chosen faces, extracted from the archive into `image_root` (never into local_dir),
     and (as every source) its bad records: none, a file that does not match stops it."""
-    files = fetch_files(s, download, folder, mismatch)
+    files = fetch_files(settings, download, folder, mismatch)
     partitions = read_partitions(files["list_eval_partition.txt"])
     attributes = read_attributes(files["list_attr_celeba.txt"])
-    chosen = choose(s, attributes, partitions)
+    chosen = choose(settings, attributes, partitions)
     with zipfile.ZipFile(files[ARCHIVE]) as archive:
         members = {Path(n).name: n for n in archive.namelist() if n.lower().endswith(".jpg")}
     missing = [f for f in chosen if f not in members]
@@ -164,7 +166,7 @@ def celeba_boxes(
     for name, path in zip(chosen, paths, strict=True):
         with Image.open(path) as image:
             width, height = image.size
-        side = min(s.center_crop, width, height)
+        side = min(settings.center_crop, width, height)
         x0, y0 = (width - side) / 2, (height - side) / 2
         rows.append(
             {
@@ -186,7 +188,7 @@ def celeba_boxes(
     log.info(
         "CelebA: %d faces (attributes %s, partitions %s)",
         len(rows),
-        s.attributes,
-        list(s.partitions),
+        settings.attributes,
+        list(settings.partitions),
     )
     return normalise(rows), rejects_frame([])

@@ -46,33 +46,33 @@ class FFHQFormatError(ValueError):
 
 
 def fetch_metadata(
-    s: FFHQSettings, download: DownloadSettings, folder: Path, mismatch: str = "refuse"
+    settings: FFHQSettings, download: DownloadSettings, folder: Path, mismatch: str = "refuse"
 ) -> Path:
     """The metadata JSON in `folder`: local_dir's (checked, never replaced) or downloaded there."""
-    if s.local_dir:
-        return local_file(folder / METADATA, s.metadata_md5, mismatch, "FFHQ metadata")
+    if settings.local_dir:
+        return local_file(folder / METADATA, settings.metadata_md5, mismatch, "FFHQ metadata")
     dest = folder / METADATA
     result = fetch(
-        DownloadJob(s.metadata_url, dest, md5=s.metadata_md5),
-        replace(download, allowed_hosts=hosts_of(s.metadata_url)),
+        DownloadJob(settings.metadata_url, dest, md5=settings.metadata_md5),
+        replace(download, allowed_hosts=hosts_of(settings.metadata_url)),
     )
     if not result.ok:
         raise RuntimeError(
-            f"FFHQ metadata {s.metadata_url}: {result.reason}. Drive quotas are common: set local_dir."
+            f"FFHQ metadata {settings.metadata_url}: {result.reason}. Drive quotas are common: set local_dir."
         )
     return dest
 
 
-def read_entries(path: Path, s: FFHQSettings, root: Path) -> list[dict]:
+def read_entries(path: Path, settings: FFHQSettings, root: Path) -> list[dict]:
     """One record per image (index, url, local path, md5, size, pixel size), streaming the JSON."""
     entries = []
     with open(path, "rb") as handle:
         try:
             for key, entry in ijson.kvitems(handle, "", use_float=True):
-                if s.max_images and len(entries) >= s.max_images:
+                if settings.max_images and len(entries) >= settings.max_images:
                     break
                 try:
-                    info = entry[s.resolution]
+                    info = entry[settings.resolution]
                     index = int(key)
                     width, height = info["pixel_size"]
                     entries.append(
@@ -109,17 +109,17 @@ def _local_images(entries: list[dict], mismatch: str, rejects: RecordRejects) ->
 
 
 def _fetched_images(
-    entries: list[dict], s: FFHQSettings, download: DownloadSettings, failures: Path
+    entries: list[dict], settings: FFHQSettings, download: DownloadSettings, failures: Path
 ) -> set[str]:
     jobs = [DownloadJob(e["url"], Path(e["path"]), md5=e["md5"], size=e["size"]) for e in entries]
     results = fetch_all(
-        jobs, replace(download, allowed_hosts=s.allowed_hosts), failures, desc="FFHQ images"
+        jobs, replace(download, allowed_hosts=settings.allowed_hosts), failures, desc="FFHQ images"
     )
     return {str(r.job.dest) for r in results if r.ok}
 
 
 def ffhq_boxes(
-    s: FFHQSettings,
+    settings: FFHQSettings,
     *,
     download: DownloadSettings,
     folder: Path,
@@ -127,13 +127,13 @@ def ffhq_boxes(
     mismatch: str = "refuse",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One whole-image face box per usable image, and the images refused (local_dir only)."""
-    metadata = fetch_metadata(s, download, folder, mismatch)
-    entries = read_entries(metadata, s, folder)
+    metadata = fetch_metadata(settings, download, folder, mismatch)
+    entries = read_entries(metadata, settings, folder)
     rejects = RecordRejects("ffhq")
-    if s.local_dir:
+    if settings.local_dir:
         ok = _local_images(entries, mismatch, rejects)
     else:
-        ok = _fetched_images(entries, s, download, failures)
+        ok = _fetched_images(entries, settings, download, failures)
     rows = [
         {
             "box_id": f"ffhq:{e['index']:05d}",

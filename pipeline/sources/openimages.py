@@ -54,11 +54,11 @@ class OpenImagesFormatError(ValueError):
 
 
 def download_metadata(
-    s: OpenImagesSettings, *, download: DownloadSettings, paths: dict[str, Path]
+    settings: OpenImagesSettings, *, download: DownloadSettings, paths: dict[str, Path]
 ) -> None:
-    download = replace(download, allowed_hosts=hosts_of(s.base_url))
-    for key, rel in metadata_relpaths(s).items():
-        result = fetch(DownloadJob(f"{s.base_url.rstrip('/')}/{rel}", paths[key]), download)
+    download = replace(download, allowed_hosts=hosts_of(settings.base_url))
+    for key, rel in metadata_relpaths(settings).items():
+        result = fetch(DownloadJob(f"{settings.base_url.rstrip('/')}/{rel}", paths[key]), download)
         if not result.ok:
             raise RuntimeError(f"OpenImages {result.job.url}: {result.reason}")
 
@@ -146,20 +146,27 @@ def stream_rotations(path: Path, image_ids: set[str], chunk_rows: int) -> dict[s
 
 
 def select(
-    s: OpenImagesSettings, files: dict[str, Path], categories: tuple[str, ...], image_root: Path
+    settings: OpenImagesSettings,
+    files: dict[str, Path],
+    categories: tuple[str, ...],
+    image_root: Path,
 ) -> pd.DataFrame:
     """The wanted boxes of every split, still normalised, with rotation and image path/URL."""
     labels = label_ids(files["classes"], categories)
     parts = []
-    for split in s.splits:
-        boxes = stream_boxes(files[f"boxes_{split}"], labels, s.chunk_rows)
-        rotations = stream_rotations(files[f"images_{split}"], set(boxes["ImageID"]), s.chunk_rows)
+    for split in settings.splits:
+        boxes = stream_boxes(files[f"boxes_{split}"], labels, settings.chunk_rows)
+        rotations = stream_rotations(
+            files[f"images_{split}"], set(boxes["ImageID"]), settings.chunk_rows
+        )
         boxes = boxes.assign(
             split=split,
             category=boxes["LabelName"].map(labels),
             rotation=boxes["ImageID"].map(rotations).fillna(0).astype(int),
             image_path=[str(safe_join(image_root, f"{split}/{i}.jpg")) for i in boxes["ImageID"]],
-            image_url=[f"{s.image_base_url.rstrip('/')}/{split}/{i}.jpg" for i in boxes["ImageID"]],
+            image_url=[
+                f"{settings.image_base_url.rstrip('/')}/{split}/{i}.jpg" for i in boxes["ImageID"]
+            ],
             line=boxes.index,
         )
         log.info(
@@ -236,7 +243,7 @@ def _reject_unsized(
 
 
 def openimages_boxes(
-    s: OpenImagesSettings,
+    settings: OpenImagesSettings,
     *,
     files: dict[str, Path],
     image_root: Path,
@@ -248,11 +255,11 @@ def openimages_boxes(
 
     Images are fetched into `image_root` unless `local_dir` is set: then they are read in place,
     and a missing one is a `missing_image` reject."""
-    selected = select(s, files, categories, image_root)
+    selected = select(settings, files, categories, image_root)
     selected = fetch_unless_local(
         selected,
-        local_dir=s.local_dir,
-        image_base_url=s.image_base_url,
+        local_dir=settings.local_dir,
+        image_base_url=settings.image_base_url,
         settings=download,
         failures=failures,
         desc="OpenImages images",

@@ -34,15 +34,15 @@ class OpenImagesSettings:
     exif: str = "ignore"  # boxes refer to the image as displayed (apply) or stored
 
 
-def metadata_relpaths(s: OpenImagesSettings) -> dict[str, str]:
+def metadata_relpaths(settings: OpenImagesSettings) -> dict[str, str]:
     """Path of each metadata file under base_url, keyed 'classes', 'boxes_{split}', 'images_{split}'."""
-    files = {"classes": s.classes_file}
-    for split in s.splits:
-        files[f"boxes_{split}"] = s.boxes_files[split]
-        files[f"images_{split}"] = s.images_files[split]
+    files = {"classes": settings.classes_file}
+    for split in settings.splits:
+        files[f"boxes_{split}"] = settings.boxes_files[split]
+        files[f"images_{split}"] = settings.images_files[split]
     return files
 
 
-def metadata_files(s: OpenImagesSettings, folder: Path) -> dict[str, Path]:
+def metadata_files(settings: OpenImagesSettings, folder: Path) -> dict[str, Path]:
     """Local path of each metadata file, same keys as `metadata_relpaths`."""
-    return {key: safe_join(folder, rel) for key, rel in metadata_relpaths(s).items()}
+    return {key: safe_join(folder, rel) for key, rel in metadata_relpaths(settings).items()}

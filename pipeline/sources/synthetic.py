@@ -97,19 +97,21 @@ def render_image(
 
 
 def render_scene(
-    rng: np.random.Generator, width: int, height: int, s: SyntheticSettings
+    rng: np.random.Generator, width: int, height: int, settings: SyntheticSettings
 ) -> tuple[Image.Image, list[Shape]]:
     """One image: a scene of creatures (as often as `creature` is among the categories, always
     when it is the only one) or of shapes. Without creatures, the random draws are the shapes'
     alone, so the demo's data does not change."""
-    shapes = tuple(c for c in s.categories if c in SHAPES)
-    if "creature" in s.categories and (not shapes or rng.integers(len(s.categories)) == 0):
-        return synthetic_creatures.render_image(rng, width, height, s.max_objects)
-    return render_image(rng, width, height, shapes, s.max_objects)
+    shapes = tuple(c for c in settings.categories if c in SHAPES)
+    if "creature" in settings.categories and (
+        not shapes or rng.integers(len(settings.categories)) == 0
+    ):
+        return synthetic_creatures.render_image(rng, width, height, settings.max_objects)
+    return render_image(rng, width, height, shapes, settings.max_objects)
 
 
-def _image_size(rng: np.random.Generator, s: SyntheticSettings) -> tuple[int, int]:
-    long_side = int(rng.integers(s.min_side, s.max_side + 1))
+def _image_size(rng: np.random.Generator, settings: SyntheticSettings) -> tuple[int, int]:
+    long_side = int(rng.integers(settings.min_side, settings.max_side + 1))
     aspect = rng.choice([1.0, 4 / 3, 3 / 2, 16 / 9])
     short_side = max(int(long_side / aspect), 64)
     return (long_side, short_side) if rng.random() < 0.7 else (short_side, long_side)

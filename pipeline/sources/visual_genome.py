@@ -43,13 +43,13 @@ class VisualGenomeFormatError(ValueError):
 
 
 def download_metadata(
-    s: VisualGenomeSettings, *, download: DownloadSettings, image_data: Path, objects: Path
+    settings: VisualGenomeSettings, *, download: DownloadSettings, image_data: Path, objects: Path
 ) -> None:
     """Fetch the two zips beside `image_data` and extract their JSON to `image_data` and `objects`."""
-    download = replace(download, allowed_hosts=hosts_of(s.base_url))
-    for name, target in ((s.image_data_file, image_data), (s.objects_file, objects)):
+    download = replace(download, allowed_hosts=hosts_of(settings.base_url))
+    for name, target in ((settings.image_data_file, image_data), (settings.objects_file, objects)):
         archive = target.parent / name
-        result = fetch(DownloadJob(f"{s.base_url.rstrip('/')}/{name}", archive), download)
+        result = fetch(DownloadJob(f"{settings.base_url.rstrip('/')}/{name}", archive), download)
         if not result.ok:
             raise RuntimeError(f"Visual Genome {result.job.url}: {result.reason}")
         members = [m for m in _zip_names(archive) if m.endswith(".json")]
@@ -150,7 +150,7 @@ def dedupe(rows: list[dict], threshold: float) -> list[dict]:
 
 
 def read_boxes(
-    s: VisualGenomeSettings,
+    settings: VisualGenomeSettings,
     image_data: Path,
     objects: Path,
     image_root: Path,
@@ -177,8 +177,8 @@ def read_boxes(
         width, height = int(image["width"]), int(image["height"])
         url = str(image["url"])
         relative = (
-            url.removeprefix(s.image_url_prefix.rstrip("/") + "/")
-            if url.startswith(s.image_url_prefix)
+            url.removeprefix(settings.image_url_prefix.rstrip("/") + "/")
+            if url.startswith(settings.image_url_prefix)
             else f"other/{image_id}.jpg"
         )
         rows.append(
@@ -187,8 +187,8 @@ def read_boxes(
                 "source": "visual_genome",
                 "image_id": str(image_id),
                 "image_path": str(safe_join(image_root, relative)),
-                "image_url": f"{s.image_base_url.rstrip('/')}/{relative}"
-                if url.startswith(s.image_url_prefix)
+                "image_url": f"{settings.image_base_url.rstrip('/')}/{relative}"
+                if url.startswith(settings.image_url_prefix)
                 else url,
                 "image_width": width,
                 "image_height": height,
@@ -200,7 +200,7 @@ def read_boxes(
                 "split": "train",
             }
         )
-    kept = dedupe(rows, s.dedupe_iou)
+    kept = dedupe(rows, settings.dedupe_iou)
     log.info(
         "Visual Genome: %d objects of %s, %d kept after dedupe, %d dropped as COCO images",
         len(rows),
@@ -212,7 +212,7 @@ def read_boxes(
 
 
 def visual_genome_boxes(
-    s: VisualGenomeSettings,
+    settings: VisualGenomeSettings,
     *,
     image_data: Path,
     objects: Path,
@@ -223,11 +223,11 @@ def visual_genome_boxes(
     failures: Path,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The boxes of the categories with their images, and (as every source) its bad records."""
-    boxes = read_boxes(s, image_data, objects, image_root, categories, drop_coco_images)
+    boxes = read_boxes(settings, image_data, objects, image_root, categories, drop_coco_images)
     boxes = fetch_unless_local(
         boxes,
-        local_dir=s.local_dir,
-        image_base_url=s.image_base_url,
+        local_dir=settings.local_dir,
+        image_base_url=settings.image_base_url,
         settings=download,
         failures=failures,
         desc="Visual Genome images",

@@ -33,13 +33,7 @@ rule evaluate_run:
         shards=rules.shards_write.output.shards,
         reference=rules.evaluate_reference.output.features,
     output:
-        samples="results/{exp}/samples.png",
-        metrics="results/{exp}/metrics.json",
-        losses="results/{exp}/losses.png",
-        interpolation="results/{exp}/figures/interpolation.png",
-        nearest="results/{exp}/figures/nearest.png",
-        distances="results/{exp}/figures/distances.png",
-        curve="results/{exp}/figures/metric_curve.png",
+        **eval_outputs("results/{exp}"),
     log:
         "logs/evaluate_run/{exp}.log",
     benchmark:
@@ -60,14 +54,8 @@ rule evaluate_run:
 
 rule report_experiment:
     input:
-        metrics=rules.evaluate_run.output.metrics,
-        samples=rules.evaluate_run.output.samples,
-        interpolation=rules.evaluate_run.output.interpolation,
-        progress=rules.train_gan.output.progress,
-        losses=rules.evaluate_run.output.losses,
-        curve=rules.evaluate_run.output.curve,
-        nearest=rules.evaluate_run.output.nearest,
-        distances=rules.evaluate_run.output.distances,
+        # metrics and each figure of the report, by name (pipeline/layout.py)
+        **report_inputs(rules.evaluate_run.output, rules.train_gan.output),
     output:
         report="results/{exp}/report.html",
     log:

@@ -15,11 +15,6 @@ use rule train_gan as train_run with:
         "logs/train_run/{exp}/{run}.log",
     benchmark:
         "logs/train_run/{exp}/{run}.benchmark.tsv"
-    params:
-        train=train_settings,
-        image_size=exp_setting("image_size"),
-        seed=exp_setting("seed"),
-        work_dir="results/{exp}/runs/{run}/train/checkpoints",
 
 
 use rule evaluate_run as evaluate_sweep_run with:
@@ -30,13 +25,7 @@ use rule evaluate_run as evaluate_sweep_run with:
         shards=rules.shards_write.output.shards,
         reference=rules.evaluate_reference.output.features,
     output:
-        samples="results/{exp}/runs/{run}/samples.png",
-        metrics="results/{exp}/runs/{run}/metrics.json",
-        losses="results/{exp}/runs/{run}/losses.png",
-        interpolation="results/{exp}/runs/{run}/figures/interpolation.png",
-        nearest="results/{exp}/runs/{run}/figures/nearest.png",
-        distances="results/{exp}/runs/{run}/figures/distances.png",
-        curve="results/{exp}/runs/{run}/figures/metric_curve.png",
+        **eval_outputs("results/{exp}/runs/{run}"),
     log:
         "logs/evaluate_sweep_run/{exp}/{run}.log",
     benchmark:
@@ -47,14 +36,7 @@ use rule evaluate_run as evaluate_sweep_run with:
 
 use rule report_experiment as report_run with:
     input:
-        metrics=rules.evaluate_sweep_run.output.metrics,
-        samples=rules.evaluate_sweep_run.output.samples,
-        interpolation=rules.evaluate_sweep_run.output.interpolation,
-        progress=rules.train_run.output.progress,
-        losses=rules.evaluate_sweep_run.output.losses,
-        curve=rules.evaluate_sweep_run.output.curve,
-        nearest=rules.evaluate_sweep_run.output.nearest,
-        distances=rules.evaluate_sweep_run.output.distances,
+        **report_inputs(rules.evaluate_sweep_run.output, rules.train_run.output),
     output:
         report="results/{exp}/runs/{run}/report.html",
     log:

@@ -28,8 +28,6 @@ rule train_gan:
         nodes=1,
     params:
         train=train_settings,
-        image_size=exp_setting("image_size"),
         seed=exp_setting("seed"),
-        work_dir="results/{exp}/train/checkpoints",
     script:
         "../scripts/train_gan.py"

@@ -10,7 +10,7 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
     reference.reference_features(
         Path(smk.input.shards),
         out_path=Path(smk.output.features),
-        s=from_dict(EvalSettings, smk.params.evaluate),
+        settings=from_dict(EvalSettings, smk.params.evaluate),
         seed=smk.params.seed,
         threads=smk.threads,
     )

@@ -1,16 +1,15 @@
 """evaluate_run (rules/evaluate.smk; its sweep twin evaluate_sweep_run): samples, metrics and figures
 of a trained model."""
 
-from dataclasses import fields
 from pathlib import Path
 
 from pipeline import evaluate
 from pipeline.config import EvalSettings, from_dict
 from pipeline.job_context import job_context
+from pipeline.layout import EVAL_FILES
 
 with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive defines it)
-    # the rule's outputs are named as the fields of EvalOutputs
-    outputs = {f.name: Path(getattr(smk.output, f.name)) for f in fields(evaluate.EvalOutputs)}
+    outputs = {name: Path(smk.output[name]) for name in EVAL_FILES}  # EvalOutputs' fields
     evaluate.evaluate(
         Path(smk.input.model),
         shards_dir=Path(smk.input.shards),
@@ -18,7 +17,7 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
         reference_path=Path(smk.input.reference),
         evals_path=Path(smk.input.evals),
         out=evaluate.EvalOutputs(**outputs),
-        s=from_dict(EvalSettings, smk.params.evaluate),
+        settings=from_dict(EvalSettings, smk.params.evaluate),
         seed=smk.params.seed,
         threads=smk.threads,
     )

@@ -13,5 +13,5 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
         crops_root=Path(smk.params.crops_root),
         decisions_out=Path(smk.output.decisions),
         sheets_dir=Path(smk.output.sheets),
-        s=from_dict(filters.FilterSettings, smk.params.filters),
+        settings=from_dict(filters.FilterSettings, smk.params.filters),
     )

@@ -7,19 +7,21 @@ from pipeline.config import TrainSettings, from_dict
 from pipeline.gan import devices, train
 from pipeline.gan.job import TrainJob
 from pipeline.job_context import job_context
+from pipeline.shards import read_manifest
 
 with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive defines it)
     job = TrainJob(
         shards_dir=Path(smk.input.shards),
         model_path=Path(smk.output.model),
         stats_path=Path(smk.output.stats),
-        work_dir=Path(smk.params.work_dir),
+        work_dir=Path(smk.output.model).parent / "checkpoints",  # kept when the job fails
         settings=from_dict(TrainSettings, smk.params.train),
-        image_size=smk.params.image_size,
+        image_size=read_manifest(smk.input.shards)["image_size"],  # the data's own
         seed=smk.params.seed,
         threads=smk.threads,
         evals_path=Path(smk.output.evals),
         best_path=Path(smk.output.best),
+        progress_path=Path(smk.output.progress),
     )
     with devices.own_gpus(job.settings.gpus if job.settings.device != "cpu" else 0):
         train.train_job(job)
