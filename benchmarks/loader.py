@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from pipeline.gan.data import BatchSampler, load_split
-from pipeline.io import write_json
+from pipeline.shards import write_arrays
 
 
 class PngFiles(torch.utils.data.Dataset):
@@ -37,11 +37,7 @@ class PngFiles(torch.utils.data.Dataset):
 def make_shards(root: Path, count: int, size: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
-    np.save(root / "train-00000.npy", images)
-    write_json(
-        {"image_size": size, "files": {"train-00000.npy": {"count": count, "sha256": ""}}},
-        root / "manifest.json",
-    )
+    write_arrays(root, splits={"train": images})
     return images
 
 

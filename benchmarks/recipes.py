@@ -55,7 +55,7 @@ from pipeline.metrics.features import pixel_features
 from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.swd import sliced_wasserstein
 from pipeline.plots import read_stats
-from pipeline.shards import read_manifest
+from pipeline.shards import SPLITS, read_manifest, write_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 STABLE = {
@@ -114,18 +114,9 @@ def build_shards(workdir: Path, sizes: list[int], images: int | None) -> dict[in
 def subset(shards: Path, out: Path, count: int) -> Path:
     """The shards with only `count` training crops (seeded pick; the held-out ones all kept): the
     same proxy with less data, where a discriminator overfits within a CPU's budget."""
-    manifest = read_manifest(shards)
-    crops = load_split(shards, "train").permute(0, 2, 3, 1).numpy()
+    crops, holdout = (load_split(shards, split).permute(0, 2, 3, 1).numpy() for split in SPLITS)
     pick = np.random.default_rng(0).permutation(len(crops))[:count]
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "train-00000.npy", crops[np.sort(pick)])
-    files = {"train-00000.npy": {"count": len(pick), "sha256": "subset"}}
-    for name, info in manifest["files"].items():
-        if name.startswith("holdout-"):
-            shutil.copy(shards / name, out / name)
-            files[name] = info
-    manifest.update(files=files, counts={**manifest["counts"], "train": len(pick)})
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    write_arrays(out, splits={"train": crops[np.sort(pick)], "holdout": holdout})
     return out
 
 

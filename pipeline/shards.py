@@ -179,6 +179,44 @@ def write_shards(
     return manifest
 
 
+def write_arrays(
+    out_dir: Path,
+    *,
+    splits: dict[str, np.ndarray | list[np.ndarray]],
+    seed: int = 0,
+    index: pd.DataFrame | None = None,
+) -> dict:
+    """Shards from uint8 arrays (n, size, size, 3) already in memory, laid out as `write_shards`
+    lays them out (files with their SHA-256, index.parquet, manifest.json): for tests, benchmarks
+    and subsets. A split given as a list of arrays gets one file each. `index`: the rows of
+    index.parquet; by default one a crop, `{split}-{offset}` ids, no source or category."""
+    files, rows, counts, size = {}, [], {}, None
+    with atomic_dir(out_dir) as tmp:
+        for split, arrays in splits.items():
+            arrays = arrays if isinstance(arrays, list) else [arrays]
+            counts[split] = sum(len(a) for a in arrays)
+            for number, array in enumerate(arrays):
+                size = array.shape[1]
+                name = f"{split}-{number:05d}.npy"
+                np.save(tmp / name, np.ascontiguousarray(array, dtype=np.uint8))
+                files[name] = {"count": len(array), "sha256": file_digest(tmp / name, "sha256")}
+                rows += [
+                    {"crop_id": f"{name[:-4]}-{i}", "split": split, "shard": name, "offset": i,
+                     "source": "", "category": ""}
+                    for i in range(len(array))
+                ]  # fmt: skip
+        write_parquet(pd.DataFrame(rows) if index is None else index, tmp / "index.parquet")
+        manifest = {
+            "image_size": size,
+            "seed": seed,
+            "counts": {split: counts.get(split, 0) for split in SPLITS},
+            "files": files,
+            "settings_hash": fingerprint(sorted(files), seed),
+        }
+        write_json(manifest, tmp / "manifest.json")
+    return manifest
+
+
 def read_manifest(shards_dir: Path) -> dict:
     path = Path(shards_dir) / "manifest.json"
     try:

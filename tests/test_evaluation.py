@@ -20,13 +20,13 @@ from torch_fidelity.metric_prc import calculate_precision_recall_full
 from pipeline.config import EvalSettings
 from pipeline.evaluate import memorisation_check
 from pipeline.gan.data import load_split
-from pipeline.io import write_json
 from pipeline.metrics.features import pixel_features
 from pipeline.metrics.fid import frechet_distance, kernel_inception_distance
 from pipeline.metrics.memorisation import memorisation, nearest
 from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.weights import WEIGHTS_NAME
 from pipeline.reference import Extractor, reference_features
+from pipeline.shards import write_arrays
 from tests.conftest import REPO, headless
 
 RNG = np.random.default_rng(0)
@@ -50,15 +50,8 @@ def discs(n: int, seed: int, size: int = 32) -> torch.Tensor:
 
 
 def shards_of(root: Path, train: torch.Tensor, holdout: torch.Tensor) -> Path:
-    root.mkdir(parents=True)
-    files = {}
-    for split, images in (("train", train), ("holdout", holdout)):
-        name = f"{split}-00000.npy"
-        np.save(root / name, images.permute(0, 2, 3, 1).numpy())
-        files[name] = {"count": len(images), "sha256": "x"}
-    counts = {"train": len(train), "holdout": len(holdout)}
-    manifest = {"image_size": train.shape[-1], "seed": 0, "counts": counts, "files": files}
-    write_json({**manifest, "settings_hash": "t"}, root / "manifest.json")
+    splits = {"train": train, "holdout": holdout}
+    write_arrays(root, splits={k: v.permute(0, 2, 3, 1).numpy() for k, v in splits.items()})
     return root
 
 

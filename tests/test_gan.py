@@ -16,7 +16,7 @@ import torch
 from pipeline.config import TrainSettings
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, load_generator
 from pipeline.gan.train import train
-from pipeline.io import write_json
+from pipeline.shards import write_arrays
 
 TINY = TrainSettings(
     steps=6, batch_size=8, nz=8, ngf=4, ndf=4, checkpoint_every=3, sample_every=3, log_every=1
@@ -24,21 +24,10 @@ TINY = TrainSettings(
 
 
 def make_shards(root: Path, size: int = 32, count: int = 40) -> Path:
-    """A minimal shard folder: one train file of smooth random images, as write_shards lays it out."""
+    """A minimal shard folder: one train file of random images."""
     rng = np.random.default_rng(0)
     images = (rng.random((count, size, size, 3)) * 255).astype(np.uint8)
-    root.mkdir(parents=True)
-    np.save(root / "train-00000.npy", images)
-    write_json(
-        {
-            "image_size": size,
-            "seed": 0,
-            "settings_hash": "test",
-            "counts": {"train": count, "holdout": 0},
-            "files": {"train-00000.npy": {"count": count, "sha256": "x"}},
-        },
-        root / "manifest.json",
-    )
+    write_arrays(root, splits={"train": images})
     return root
 
 

@@ -19,8 +19,8 @@ from pipeline.evaluate import EvalOutputs, evaluate
 from pipeline.gan.data import BatchSampler, load_labels, load_split
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, grid_labels
 from pipeline.gan.train import train
-from pipeline.io import write_json
 from pipeline.reference import reference_features
+from pipeline.shards import write_arrays
 from tests.conftest import dry_run, snakemake, write_config
 from tests.test_gan import TINY, make_shards
 from tests.test_gan_stabilisers import whole_and_resumed
@@ -30,15 +30,13 @@ def two_class_shards(root: Path, per_file: int = 12, files: int = 2, size: int =
     """Shards of dark ('cave') and bright ('snow') images in two files, with an index that names
     each crop's category and source as write_shards does."""
     rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    rows, manifest_files = [], {}
+    rows, arrays = [], []
     for f in range(files):
         name = f"train-{f:05d}.npy"
         bright = rng.random(per_file) < 0.5
         base = np.where(bright, 220, 30).astype(np.uint8)[:, None, None, None]
         noise = rng.integers(0, 20, (per_file, size, size, 3), dtype=np.uint8)
-        np.save(root / name, base + noise - 10 * bright[:, None, None, None].astype(np.uint8))
-        manifest_files[name] = {"count": per_file, "sha256": "x"}
+        arrays.append(base + noise - 10 * bright[:, None, None, None].astype(np.uint8))
         rows += [
             {
                 "crop_id": f"{f}-{i}",
@@ -51,17 +49,7 @@ def two_class_shards(root: Path, per_file: int = 12, files: int = 2, size: int =
             for i, b in enumerate(bright)
         ]
     index = pd.DataFrame(rows).sample(frac=1.0, random_state=1)  # order must not matter
-    index.to_parquet(root / "index.parquet")
-    write_json(
-        {
-            "image_size": size,
-            "seed": 0,
-            "settings_hash": "test",
-            "counts": {"train": per_file * files, "holdout": 0},
-            "files": manifest_files,
-        },
-        root / "manifest.json",
-    )
+    write_arrays(root, splits={"train": arrays}, index=index)
     return root
 
 
@@ -218,6 +206,7 @@ def test_train_rule_asks_for_the_configured_gpus(tmp_path):
 
 def test_condition_without_an_index_names_the_file(tmp_path):
     shards = make_shards(tmp_path / "shards")
+    (shards / "index.parquet").unlink()  # a shard set written without its index
     with pytest.raises(ValueError, match=r"index\.parquet: cannot read the source of each crop"):
         train(
             shards,

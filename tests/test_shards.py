@@ -20,6 +20,7 @@ from pipeline.shards import (
     make_shards,
     read_exclusions,
     read_manifest,
+    write_arrays,
     write_shards,
 )
 
@@ -355,3 +356,18 @@ def test_sampler_gathers_on_the_host_and_sends_batches_to_the_device():
     assert (batch.device.type, drawn.device.type) == ("meta", "meta")
     assert batch.shape == (5, 3, 4, 4) and batch.dtype == torch.float32
     assert sampler.images.device.type == "cpu"  # the data itself never moved
+
+
+def test_arrays_written_as_shards_read_back_verified(tmp_path):
+    """The one helper tests and benchmarks use to write shards from memory: the trainer's loader
+    reads them back as written, checksums verified, in the layout write_shards makes."""
+    rng = np.random.default_rng(0)
+    train = [rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8) for n in (5, 3)]
+    holdout = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    manifest = write_arrays(tmp_path / "s", splits={"train": train, "holdout": holdout})
+    assert manifest["counts"] == {"train": 8, "holdout": 4} and manifest["image_size"] == 16
+    loaded = load_split(tmp_path / "s", "train", verify=True).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(loaded, np.concatenate(train))
+    assert sorted(pd.read_parquet(tmp_path / "s/index.parquet")["shard"].unique()) == [
+        "holdout-00000.npy", "train-00000.npy", "train-00001.npy",
+    ]  # fmt: skip
