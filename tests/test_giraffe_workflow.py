@@ -7,7 +7,7 @@ import json
 import pandas as pd
 from PIL import Image
 
-from tests.conftest import TINY_DEMO, snakemake, write_config
+from tests.conftest import TINY_DEMO, dry_run, snakemake, write_config
 from tests.test_coco_source import serve_coco
 from tests.test_coco_source import settings as coco_settings
 from tests.test_more_sources import serve_openimages, serve_vg
@@ -67,3 +67,6 @@ def test_giraffe128_end_to_end_on_fixtures(http_server, tmp_path):
     assert Image.open(results / crops["path"][0]).size == (128, 128)
     assert json.loads((results / "metrics.json").read_text())["step"] == 30
     assert Image.open(results / "samples.png").size[0] >= 2 * 128
+    # how files are fetched is not what they hold: tuning downloads reruns nothing
+    write_config(tmp_path, config, {"download": {"workers": 2, "retries": 1, "timeout": 9}})
+    assert dry_run(tmp_path, "results/giraffe128/samples.png") == {}

@@ -230,13 +230,6 @@ def failures_list(rule_name):
     return f"logs/{rule_name}/{{exp}}.failures.tsv"
 
 
-def download_config(wildcards, output):
-    """The download block (workers, retries, timeouts ...), a param of each job that
-    downloads. A function of the output, so Snakemake counts it as derived and leaves it
-    out of its params rerun trigger: tuning how files are fetched reruns nothing."""
-    return config["download"]
-
-
 def crops_root(wildcards, input):
     """The folder the crops table's paths are relative to: the one holding crops/ (results/{exp})."""
     return str(Path(input.crops_dir).parent)

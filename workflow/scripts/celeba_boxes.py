@@ -11,7 +11,7 @@ from pipeline.sources import celeba
 with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive defines it)
     boxes, rejects = celeba.celeba_boxes(
         from_dict(celeba.CelebASettings, smk.params.settings),
-        download=from_dict(DownloadSettings, smk.params.download),
+        download=from_dict(DownloadSettings, smk.config["download"]),
         folder=Path(smk.params.folder),
         image_root=Path(smk.params.image_root),
         mismatch=smk.params.mismatch,

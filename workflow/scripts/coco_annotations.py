@@ -11,7 +11,7 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
     settings = from_dict(coco.CocoSettings, smk.params.settings)
     coco.download_annotations(
         settings,
-        download=from_dict(DownloadSettings, smk.params.download),
+        download=from_dict(DownloadSettings, smk.config["download"]),
         archive=Path(smk.params.archive),
         outputs=dict(zip(settings.splits, map(Path, smk.output), strict=True)),
     )

@@ -12,7 +12,7 @@ from pipeline.sources import ffhq
 with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive defines it)
     boxes, rejects = ffhq.ffhq_boxes(
         from_dict(ffhq.FFHQSettings, smk.params.settings),
-        download=from_dict(DownloadSettings, smk.params.download),
+        download=from_dict(DownloadSettings, smk.config["download"]),
         folder=Path(smk.params.folder),
         failures=Path(smk.params.failures),
         mismatch=smk.params.mismatch,

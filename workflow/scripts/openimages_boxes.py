@@ -16,7 +16,7 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
         files=dict(zip(openimages.metadata_relpaths(settings), map(Path, smk.input), strict=True)),
         image_root=Path(smk.params.image_root),
         categories=tuple(smk.params.categories),
-        download=from_dict(DownloadSettings, smk.params.download),
+        download=from_dict(DownloadSettings, smk.config["download"]),
         failures=Path(smk.params.failures),
     )
     write_parquet(boxes, smk.output.boxes)

@@ -11,6 +11,6 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
     settings = from_dict(openimages.OpenImagesSettings, smk.params.settings)
     openimages.download_metadata(
         settings,
-        download=from_dict(DownloadSettings, smk.params.download),
+        download=from_dict(DownloadSettings, smk.config["download"]),
         paths=dict(zip(openimages.metadata_relpaths(settings), map(Path, smk.output), strict=True)),
     )

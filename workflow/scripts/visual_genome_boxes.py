@@ -17,7 +17,7 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
         image_root=Path(smk.params.image_root),
         categories=tuple(smk.params.categories),
         drop_coco_images=smk.params.drop_coco_images,
-        download=from_dict(DownloadSettings, smk.params.download),
+        download=from_dict(DownloadSettings, smk.config["download"]),
         failures=Path(smk.params.failures),
     )
     write_parquet(boxes, smk.output.boxes)

@@ -10,7 +10,7 @@ from pipeline.sources import visual_genome
 with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive defines it)
     visual_genome.download_metadata(
         from_dict(visual_genome.VisualGenomeSettings, smk.params.settings),
-        download=from_dict(DownloadSettings, smk.params.download),
+        download=from_dict(DownloadSettings, smk.config["download"]),
         image_data=Path(smk.output.image_data),
         objects=Path(smk.output.objects),
     )

@@ -24,6 +24,5 @@ rule celeba_boxes:
         folder=lambda wildcards: source_root("celeba"),
         image_root=f"{downloaded('celeba')}/images",
         mismatch=config["local_checksum_mismatch"],
-        download=download_config,
     script:
         "../../scripts/celeba_boxes.py"

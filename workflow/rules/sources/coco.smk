@@ -18,7 +18,6 @@ rule coco_annotations:
     params:
         settings=source_config("coco"),
         archive=f"{downloaded('coco')}/annotations_trainval2017.zip",
-        download=download_config,
     script:
         "../../scripts/coco_annotations.py"
 
@@ -47,6 +46,5 @@ rule coco_boxes:
         failures=failures_list("coco_boxes"),
         # each instances file read once: its table of all boxes, for every later experiment
         tables=f"{downloaded('coco')}/tables",
-        download=download_config,
     script:
         "../../scripts/coco_boxes.py"

@@ -24,6 +24,5 @@ rule ffhq_boxes:
         folder=lambda wildcards: source_root("ffhq"),
         mismatch=config["local_checksum_mismatch"],
         failures=failures_list("ffhq_boxes"),
-        download=download_config,
     script:
         "../../scripts/ffhq_boxes.py"

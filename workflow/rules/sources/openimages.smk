@@ -17,7 +17,6 @@ rule openimages_metadata:
         downloads=1,
     params:
         settings=source_config("openimages"),
-        download=download_config,
     script:
         "../../scripts/openimages_metadata.py"
 
@@ -42,6 +41,5 @@ rule openimages_boxes:
         categories=exp_setting("categories"),
         image_root=f"{source_root('openimages')}/images",
         failures=failures_list("openimages_boxes"),
-        download=download_config,
     script:
         "../../scripts/openimages_boxes.py"

@@ -17,7 +17,6 @@ rule visual_genome_metadata:
         downloads=1,
     params:
         settings=source_config("visual_genome"),
-        download=download_config,
     script:
         "../../scripts/visual_genome_metadata.py"
 
@@ -46,6 +45,5 @@ rule visual_genome_boxes:
         # VG's folder: image_data.json, objects.json, VG_100K/, VG_100K_2/
         image_root=lambda wildcards, input: str(Path(input.image_data).parent),
         failures=failures_list("visual_genome_boxes"),
-        download=download_config,
     script:
         "../../scripts/visual_genome_boxes.py"
