@@ -27,7 +27,7 @@ def run_name(overrides: dict) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "-", name)
 
 
-def points(sweep: dict | None) -> dict[str, dict]:
+def runs_of(sweep: dict | None) -> dict[str, dict]:
     """Run name -> the train settings that run overrides, for the grid and the listed points."""
     if not sweep:
         return {}
@@ -49,9 +49,9 @@ def points(sweep: dict | None) -> dict[str, dict]:
 def run_train_settings(experiment: dict, run: str) -> dict:
     """The train settings of one run: the experiment's, with the run's overrides. Unknown keys
     raise here, when the workflow loads, naming the run."""
-    overrides = points(experiment.get("sweep")).get(run)
+    overrides = runs_of(experiment.get("sweep")).get(run)
     if overrides is None:
-        raise ValueError(f"no sweep run {run!r}; runs: {sorted(points(experiment.get('sweep')))}")
+        raise ValueError(f"no sweep run {run!r}; runs: {sorted(runs_of(experiment.get('sweep')))}")
     merged = {**experiment["train"], **overrides}
     try:
         from_dict(TrainSettings, merged)

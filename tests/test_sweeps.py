@@ -19,7 +19,7 @@ from pipeline.gan import devices
 from pipeline.gan.monitor import QualityProbe
 from pipeline.gan.train import train
 from pipeline.sweep import ranking
-from pipeline.sweep_runs import points, run_name, run_train_settings
+from pipeline.sweep_runs import run_name, run_train_settings, runs_of
 from tests.conftest import REPO, TINY_DEMO, dry_run, snakemake, write_config
 from tests.test_gan import TINY, make_shards
 
@@ -28,13 +28,13 @@ RUNS = ("lr_d-0.0002", "lr_d-5e-05")
 
 
 def test_grid_and_listed_points_become_named_runs():
-    runs = points({"grid": {"loss": ["bce", "hinge"], "lr_d": [2e-4]}, "points": [{"ngf": 16}]})
+    runs = runs_of({"grid": {"loss": ["bce", "hinge"], "lr_d": [2e-4]}, "points": [{"ngf": 16}]})
     assert list(runs) == ["loss-bce_lr_d-0.0002", "loss-hinge_lr_d-0.0002", "ngf-16"]
     assert runs["loss-hinge_lr_d-0.0002"] == {"loss": "hinge", "lr_d": 2e-4}
     assert run_name({"diffaugment": ["color", "cutout"]}) == "diffaugment-color+cutout"
-    assert points(None) == {}
+    assert runs_of(None) == {}
     with pytest.raises(ValueError, match="two points"):
-        points({"grid": {"lr_d": [1e-4]}, "points": [{"lr_d": 1e-4}]})
+        runs_of({"grid": {"lr_d": [1e-4]}, "points": [{"lr_d": 1e-4}]})
 
 
 def test_a_run_with_an_unknown_setting_is_refused_naming_it():

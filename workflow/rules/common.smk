@@ -10,7 +10,7 @@ from pipeline.cluster.preflight import check_before_submit
 from pipeline.config import from_dict, on_cpu
 from pipeline.layout import eval_outputs, report_inputs
 from pipeline.rule_scripts import check_rule_scripts
-from pipeline.sweep_runs import points, run_train_settings
+from pipeline.sweep_runs import runs_of, run_train_settings
 from pipeline.metrics.weights import find_weights
 from pipeline.user_paths import annotation_list, check_user_paths
 from pipeline.sources.openimages_files import OpenImagesSettings, metadata_files
@@ -45,7 +45,7 @@ for _name, _exp in config["experiments"].items():
 EXPERIMENTS = sorted(config["experiments"])
 # Sweeps: experiment -> run name -> the train settings the run overrides (pipeline/sweep.py).
 SWEEP_RUNS = {
-    name: points(exp.get("sweep")) for name, exp in config["experiments"].items()
+    name: runs_of(exp.get("sweep")) for name, exp in config["experiments"].items()
 }
 SWEPT = sorted(name for name, runs in SWEEP_RUNS.items() if runs)
 PLAIN = sorted(name for name in EXPERIMENTS if name not in SWEPT)
@@ -93,7 +93,7 @@ def train_settings(wildcards):
     return on_cpu(settings) if config["cpu_only"] else settings
 
 
-def run_settings(wildcards):
+def report_settings(wildcards):
     """What a report shows as settings: the experiment's, with a sweep run's own train block."""
     settings = {k: v for k, v in experiment(wildcards).items() if k != "sweep"}
     settings["train"] = train_settings(wildcards)

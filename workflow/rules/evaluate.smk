@@ -69,7 +69,7 @@ rule report_experiment:
     resources:
         mem_mb=1000,
     params:
-        settings=run_settings,
+        settings=report_settings,
     script:
         "../scripts/report_experiment.py"
 
