@@ -112,3 +112,9 @@ def test_the_config_sets_only_what_differs_from_the_schema():
         if same:
             repeated.append(".".join(path))
     assert repeated == [], f"config.yaml repeats the schema's defaults: {repeated}"
+
+
+def test_the_losses_the_schema_offers_are_the_ones_the_trainer_has():
+    from pipeline.gan.losses import LOSSES
+
+    assert EXPERIMENT["train"]["properties"]["loss"]["enum"] == list(LOSSES)
