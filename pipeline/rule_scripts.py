@@ -8,6 +8,7 @@ Read as text (ast), nothing imported: the check costs milliseconds and loads no 
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ class RuleCode:
     script: Path | None
 
 
+@functools.cache
 def module_file(module: str) -> Path | None:
     """The file of a module of this package (`pipeline.sources.coco`), or None."""
     parts = module.split(".")
@@ -37,7 +39,8 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def defined_names(path: Path) -> set[str]:
+@functools.cache
+def defined_names(path: Path) -> frozenset[str]:
     """The names a module binds at its top level (functions, classes, assignments, imports)."""
     names = set()
     for node in ast.parse(path.read_text(), filename=str(path)).body:
@@ -48,7 +51,7 @@ def defined_names(path: Path) -> set[str]:
             names.update(t.id for t in targets if isinstance(t, ast.Name))
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return names
+    return frozenset(names)
 
 
 def unresolved_imports(script: Path) -> list[str]:
