@@ -18,7 +18,6 @@ jobs           one crops_extract, filters_apply and shards_write job each on a f
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import re
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 from crops import EXPERIMENT, make_corpus, run_job, snakemake_cmd, write_workdir
+
+from pipeline.rule_scripts import import_statements
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "matplotlib", "fiftyone")
@@ -74,14 +75,6 @@ def run_python(code: str, repeat: int, cwd: Path = REPO) -> tuple[float, str]:
 def heavy_of(code: str) -> str:
     return (
         f"import sys, json\n{code}\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
-    )
-
-
-def script_imports(path: Path) -> str:
-    """The import statements of a rule's script: what its job loads before its stage runs."""
-    tree = ast.parse(path.read_text())
-    return "\n".join(
-        ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
     )
 
 
@@ -151,7 +144,7 @@ def imports(repeat: int) -> None:
     modules = ["snakemake", "snakemake.cli", *snakefile_imports(), "pipeline.job_context"]
     codes = {f"import {m}": f"import {m}" for m in modules}
     for script in sorted((REPO / "workflow" / "scripts").glob("*.py")):
-        codes[f"script {script.stem}"] = script_imports(script)
+        codes[f"script {script.stem}"] = import_statements(script)
     for name, code in codes.items():
         seconds, out = run_python(heavy_of(code), repeat)
         heavy = json.loads(out.strip().splitlines()[-1])

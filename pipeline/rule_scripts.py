@@ -54,6 +54,14 @@ def defined_names(path: Path) -> frozenset[str]:
     return frozenset(names)
 
 
+def import_statements(script: Path) -> str:
+    """A script's top-level import statements, as code: what its job loads before its stage."""
+    tree = ast.parse(Path(script).read_text(), filename=str(script))
+    return "\n".join(
+        ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+    )
+
+
 def unresolved_imports(script: Path) -> list[str]:
     """What `script` takes from this package that does not exist, one line each: the modules and
     names it imports, and the attributes it reads of an imported module (`crops.extract_crops`)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import shutil
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 import pipeline  # noqa: F401 (first: sets OMP_WAIT_POLICY before any test imports torch)
+from pipeline.rule_scripts import import_statements
 
 pytest_plugins = ["tests.conftest_http"]
 
@@ -192,10 +192,7 @@ SCRIPTS = REPO / "workflow" / "scripts"  # one a rule, named for it (sweep twins
 
 def script_imports(rule: str) -> str:
     """The import statements of a rule's script: what its job loads before its stage runs."""
-    tree = ast.parse((SCRIPTS / f"{rule}.py").read_text())
-    return "\n".join(
-        ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
-    )
+    return import_statements(SCRIPTS / f"{rule}.py")
 
 
 def copy_of_workflow(tmp_path: Path, *, package: bool = False) -> Path:

@@ -145,18 +145,12 @@ def fetch_images(
 
 
 def fetch_unless_local(
-    rows: pd.DataFrame,
-    *,
-    local_dir: str | None,
-    image_base_url: str,
-    settings: DownloadSettings,
-    failures: Path,
-    desc: str,
+    rows: pd.DataFrame, *, source, download: DownloadSettings, failures: Path, desc: str
 ) -> pd.DataFrame:
-    """A source's boxes with their images: read in place from the user's `local_dir` (a missing
-    one is the crop stage's `missing_image` reject), else fetched from `image_base_url`'s host
-    only, whatever hosts the annotations name (`fetch_images`)."""
-    if local_dir:
+    """A source's boxes with their images: read in place from the user's `source.local_dir` (a
+    missing one is the crop stage's `missing_image` reject), else fetched from the host of
+    `source.image_base_url` only, whatever hosts the annotations name (`fetch_images`)."""
+    if source.local_dir:
         return rows
-    allowed = replace(settings, allowed_hosts=hosts_of(image_base_url))
+    allowed = replace(download, allowed_hosts=hosts_of(source.image_base_url))
     return fetch_images(rows, allowed, failures, desc)

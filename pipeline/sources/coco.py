@@ -133,9 +133,8 @@ def coco_boxes(
     boxes = normalise(pd.concat(parts, ignore_index=True))
     boxes = fetch_unless_local(
         boxes,
-        local_dir=settings.local_dir,
-        image_base_url=settings.image_base_url,
-        settings=download,
+        source=settings,
+        download=download,
         failures=failures,
         desc="COCO images",
     )

@@ -258,9 +258,8 @@ def openimages_boxes(
     selected = select(settings, files, categories, image_root)
     selected = fetch_unless_local(
         selected,
-        local_dir=settings.local_dir,
-        image_base_url=settings.image_base_url,
-        settings=download,
+        source=settings,
+        download=download,
         failures=failures,
         desc="OpenImages images",
     )

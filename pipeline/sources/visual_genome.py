@@ -226,9 +226,8 @@ def visual_genome_boxes(
     boxes = read_boxes(settings, image_data, objects, image_root, categories, drop_coco_images)
     boxes = fetch_unless_local(
         boxes,
-        local_dir=settings.local_dir,
-        image_base_url=settings.image_base_url,
-        settings=download,
+        source=settings,
+        download=download,
         failures=failures,
         desc="Visual Genome images",
     )

@@ -105,24 +105,14 @@ def train_gpus(wildcards):
     return train_settings(wildcards)["gpus"]
 
 
-def train_mem_mb(wildcards, input):
-    """Host memory of a training job: what training measured at the experiment's image size
-    plus the crops it holds, per training process (one per GPU, one on CPU;
-    pipeline/cluster/memory.py)."""
-    return ask_mb(
-        "train",
-        image_size=experiment(wildcards)["image_size"],
-        processes=train_gpus(wildcards),
-        data_mb=crops_mb(input.shards),
-    )
-
-
-def measured_mem_mb(kind):
-    """A resource function: the memory `kind` measured at the experiment's image size, plus the
-    crops it holds."""
+def measured_mem_mb(kind, processes=lambda wildcards: 1):
+    """A resource function: the memory `kind` measured at the experiment's image size plus the
+    crops it holds, for each of its processes (training: one per GPU; pipeline/cluster/memory.py).
+    """
     return lambda wildcards, input: ask_mb(
         kind,
         image_size=experiment(wildcards)["image_size"],
+        processes=processes(wildcards),
         data_mb=crops_mb(input.shards),
     )
 

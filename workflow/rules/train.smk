@@ -22,7 +22,7 @@ rule train_gan:
         ENV
     threads: MAX_THREADS
     resources:
-        mem_mb=train_mem_mb,
+        mem_mb=measured_mem_mb("train", processes=train_gpus),
         gpu=train_gpus,
         # torchrun starts one process per GPU on one machine: never spread over nodes
         nodes=1,
