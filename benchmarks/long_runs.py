@@ -80,20 +80,20 @@ def settings(recipe: str, width: int, steps: int, eval_every: int) -> TrainSetti
     )  # fmt: skip
 
 
-def train_to(*, shards: Path, out: Path, settings: TrainSettings, size: int, threads: int):
+def train_to(*, shards: Path, out: Path, settings: TrainSettings, threads: int):
     """Train (or go on training) the run in `out` up to `settings.steps`."""
-    return train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=settings, image_size=size,
+    return train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=settings,
                  seed=0, threads=threads, evals_path=out / "evals.jsonl")  # fmt: skip
 
 
-def calibrate(*, shards: Path, workdir: Path, recipe: str, width: int, size: int) -> float:
+def calibrate(*, shards: Path, workdir: Path, recipe: str, width: int) -> float:
     """Steps per second of this recipe with all CPUs (10 steps after 3 of warm-up)."""
     out = workdir / "calibration" / recipe
     warm = settings(recipe, width, 3, 0)
-    train_to(shards=shards, out=out, settings=warm, size=size, threads=os.cpu_count() or 1)
+    train_to(shards=shards, out=out, settings=warm, threads=os.cpu_count() or 1)
     start = time.perf_counter()
     timed = replace(warm, steps=13)
-    train_to(shards=shards, out=out, settings=timed, size=size, threads=os.cpu_count() or 1)
+    train_to(shards=shards, out=out, settings=timed, threads=os.cpu_count() or 1)
     return 10 / (time.perf_counter() - start)
 
 
@@ -106,9 +106,7 @@ def make_plan(args, shards: Path, workdir: Path) -> Plan:
         plan = Plan(args.size, args.width, args.hours, {}, args.milestones)
         missing = list(args.recipes)
     for recipe in missing:
-        rate = calibrate(
-            shards=shards, workdir=workdir, recipe=recipe, width=plan.width, size=plan.size
-        )
+        rate = calibrate(shards=shards, workdir=workdir, recipe=recipe, width=plan.width)
         plan.steps[recipe] = int(rate * plan.hours * 3600)
         print(f"{recipe}: {rate:.2f} steps/s -> {plan.steps[recipe]} steps", flush=True)
     path.write_text(json.dumps(plan.__dict__, indent=1))
@@ -158,7 +156,6 @@ def advance(*, plan: Plan, recipe: str, k: int, shards: Path, workdir: Path, ref
         shards=shards,
         out=workdir / recipe,
         settings=settings(recipe, plan.width, marks[k], every),
-        size=plan.size,
         threads=threads,
     )
     row = milestone(

@@ -120,17 +120,17 @@ def subset(shards: Path, out: Path, count: int) -> Path:
     return out
 
 
-def run(shards: Path, out: Path, s: TrainSettings, size: int) -> tuple[object, float]:
+def run(shards: Path, out: Path, s: TrainSettings) -> tuple[object, float]:
     start = time.perf_counter()
-    trainer = train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=s, image_size=size, seed=0,
+    trainer = train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=s, seed=0,
                     threads=torch.get_num_threads(), evals_path=out / "evals.jsonl")  # fmt: skip
     return trainer, time.perf_counter() - start
 
 
-def steps_for(shards: Path, out: Path, s: TrainSettings, size: int, budget: float) -> int:
+def steps_for(shards: Path, out: Path, s: TrainSettings, budget: float) -> int:
     """Steps that fit the budget at this recipe's rate (a 20-step calibration run)."""
     calibration = replace(s, steps=20, eval_every=0, sample_every=20, checkpoint_every=20)
-    _, seconds = run(shards, out / "calibration", calibration, size)
+    _, seconds = run(shards, out / "calibration", calibration)
     return max(20, int(budget * 20 / seconds))
 
 
@@ -148,13 +148,13 @@ def measure(shards: Path, out: Path, recipe: dict, size: int, budget: float, ref
     real, floor = reference
     shutil.rmtree(out, ignore_errors=True)  # no resuming from an earlier benchmark's checkpoint
     s = replace(BASE, **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()})
-    steps = steps_for(shards, out, s, size, budget)
+    steps = steps_for(shards, out, s, budget)
     every = max(steps // 6, 1)
     s = replace(s, steps=steps, eval_every=every, sample_every=steps, checkpoint_every=steps)
     alarms = AlarmCounter()
     logging.getLogger("pipeline.gan").addHandler(alarms)
     try:
-        trainer, seconds = run(shards, out / "run", s, size)
+        trainer, seconds = run(shards, out / "run", s)
     finally:
         logging.getLogger("pipeline.gan").removeHandler(alarms)
     evals = read_stats(out / "run/evals.jsonl")

@@ -54,10 +54,11 @@ fo = fiftyone()
 t1 = time.perf_counter()
 fo.list_datasets()  # starts the database
 t2 = time.perf_counter()
-decisions, root, record = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-build_dataset(decisions, root, "gan-crops-bench-build", None, "reject", record)
+decisions, crops_dir, record = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+build_dataset(decisions, crops_dir=crops_dir, name="gan-crops-bench-build", exclusions=None,
+              tag="reject", record=record)
 t3 = time.perf_counter()
-paths = [str((root / p).resolve()) for p in __import__("pandas").read_parquet(decisions)["path"]]
+paths = [str((crops_dir / p).resolve()) for p in __import__("pandas").read_parquet(decisions)["path"]]
 bare = fo.Dataset("gan-crops-bench-bare", overwrite=True)
 bare.add_samples([fo.Sample(filepath=p) for p in paths], progress=False)
 t4 = time.perf_counter()
@@ -96,7 +97,7 @@ def fiftyone_lines(workdir: Path, results: Path, repeat: int) -> None:
     env |= {"FIFTYONE_DO_NOT_TRACK": "true", "FIFTYONE_DATABASE_VALIDATION": "false"}
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", FIFTYONE, str(results / "filters.parquet"), str(results),
+        [sys.executable, "-c", FIFTYONE, str(results / "filters.parquet"), str(results / "crops"),
          str(workdir / "scratch-dataset.json")],
         cwd=workdir, capture_output=True, text=True, env=env, timeout=600, check=False,
     )  # fmt: skip
@@ -126,7 +127,7 @@ def filter_lines(workdir: Path, results: Path, scratch: Path, count: int, args) 
     )  # fmt: skip
     line("limit: read the crops and boxes tables", t_limit, count, None)
     t_stage, table = timed(
-        lambda: apply_filters(results / "crops.parquet", boxes_table=results / "boxes.parquet", crops_root=results,
+        lambda: apply_filters(results / "crops.parquet", boxes_table=results / "boxes.parquet", crops_dir=results / "crops",
                               decisions_out=scratch / "filters.parquet", sheets_dir=scratch / "sheets", settings=FilterSettings()),
         args.repeat,
         lambda: shutil.rmtree(scratch, ignore_errors=True),
@@ -141,13 +142,13 @@ def filter_lines(workdir: Path, results: Path, scratch: Path, count: int, args) 
 def shard_lines(workdir: Path, results: Path, scratch: Path, args) -> None:
     header("shards (pipeline.shards.make_shards)")
     decisions = pd.read_parquet(results / "filters.parquet")
-    accepted = [results / p for p in decisions.loc[decisions["accepted"], "path"]]
+    accepted = [results / "crops" / p for p in decisions.loc[decisions["accepted"], "path"]]
     count = len(accepted)
     t_limit, _ = timed(lambda: read_pngs(accepted), args.repeat)
     line(f"limit: decode the {count} accepted PNGs", t_limit, count, None)
     t_stage, _ = timed(
         lambda: make_shards(results / "filters.parquet", rejects_table=results / "rejects.parquet", exclusions=None,
-                            crops_root=results, out_dir=scratch / "shards", settings=ShardSettings(), image_size=CROP_SIZE, seed=0),
+                            crops_dir=results / "crops", out_dir=scratch / "shards", settings=ShardSettings(), image_size=CROP_SIZE, seed=0),
         args.repeat,
         lambda: shutil.rmtree(scratch / "shards", ignore_errors=True),
     )  # fmt: skip

@@ -112,10 +112,10 @@ def main() -> None:
             TrainSettings(
                 batch_size=BATCH, nz=100, ngf=64, ndf=64, amp=args.amp, compile=args.compile
             ),
-            data,
-            SIZE,
-            0,
-            device,
+            images=data,
+            image_size=SIZE,
+            seed=0,
+            device=device,
         )
         results = {}
         for name, step in (("pytorch/examples", baseline_step), ("ours", trainer.train_step)):

@@ -3,6 +3,7 @@
 The workflow validates config/config.yaml against config/schema.yaml once (defaults come from the
 schema) and hands each rule the slice it depends on as `params`. This module turns those plain
 dicts into typed settings; an unknown key is an error here too, so a typo never passes silently.
+Their defaults are the schema's (`pipeline.schema`), for code that builds them outside the workflow.
 """
 
 from __future__ import annotations
@@ -13,81 +14,87 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pipeline.schema import EXPERIMENT, schema_defaults
+
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{EXPERIMENT}/crops")
 class CropSettings:
-    margin: float = 0.1
-    square: str = "pad"
-    pad_mode: str = "reflect"
-    min_box_side: float = 32
-    max_upscale: float = 4.0
-    skip_crowd: bool = True
-    jpeg_draft: bool = True
-    max_image_pixels: int = 178_956_970
+    margin: float
+    square: str
+    pad_mode: str
+    min_box_side: float
+    max_upscale: float
+    skip_crowd: bool
+    jpeg_draft: bool
+    max_image_pixels: int
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{EXPERIMENT}/shards")
 class ShardSettings:
-    holdout_fraction: float = 0.1
-    shard_size: int = 8192
+    holdout_fraction: float
+    shard_size: int
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{EXPERIMENT}/train")
 class TrainSettings:
-    steps: int = 20000
-    batch_size: int = 64
-    nz: int = 100
-    ngf: int = 64
-    ndf: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    hflip: bool = True
-    checkpoint_every: int = 1000
-    sample_every: int = 1000
-    log_every: int = 50
-    device: str = "auto"
-    loss: str = "bce"
-    label_smoothing: float = 0.0
-    label_noise: float = 0.0
-    d_norm: str = "batch"
-    n_critic: int = 1
-    gp_weight: float = 10.0
-    r1_gamma: float = 0.0
-    ema_decay: float = 0.0
-    diffaugment: tuple[str, ...] = ()
-    alarm_accuracy: float = 0.99
-    alarm_steps: int = 500
-    minibatch_std: bool = False
-    replay: float = 0.0
-    replay_size: int = 1024
-    amp: str = "auto"
-    channels_last: str = "auto"
-    kernel: int = 4
-    condition: str = "none"
-    gpus: int = 1
-    compile: bool = False
-    eval_every: int = 1000
-    eval_images: int = 256
+    steps: int
+    batch_size: int
+    nz: int
+    ngf: int
+    ndf: int
+    lr_g: float
+    lr_d: float
+    beta1: float
+    beta2: float
+    hflip: bool
+    checkpoint_every: int
+    sample_every: int
+    log_every: int
+    device: str
+    loss: str
+    label_smoothing: float
+    label_noise: float
+    d_norm: str
+    n_critic: int
+    gp_weight: float
+    r1_gamma: float
+    ema_decay: float
+    diffaugment: tuple[str, ...]
+    alarm_accuracy: float
+    alarm_steps: int
+    minibatch_std: bool
+    replay: float
+    replay_size: int
+    amp: str
+    channels_last: str
+    kernel: int
+    condition: str
+    gpus: int
+    compile: bool
+    eval_every: int
+    eval_images: int
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{EXPERIMENT}/evaluate")
 class EvalSettings:
-    num_samples: int = 2048
-    grid_size: int = 8
-    inception_weights: str | None = None
-    reference_images: int = 10000
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    pr_neighbours: int = 3
-    copy_quantile: float = 0.05
-    copy_alarm: float = 3.0
-    nearest_count: int = 16
-    interpolation_rows: int = 6
-    checkpoint: str = "best"
+    num_samples: int
+    grid_size: int
+    inception_weights: str | None
+    reference_images: int
+    kid_subsets: int
+    kid_subset_size: int
+    pr_neighbours: int
+    copy_quantile: float
+    copy_alarm: float
+    nearest_count: int
+    interpolation_rows: int
+    checkpoint: str
 
 
 def on_cpu(train: dict[str, Any]) -> dict[str, Any]:

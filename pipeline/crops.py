@@ -2,7 +2,8 @@
 
 Each source image is decoded once, however many boxes it holds, and JPEGs are decoded at reduced
 scale (libjpeg's DCT scaling through Pillow's `draft`) when the crops need fewer pixels. Images are
-spread over worker processes. Crops go to `crops/{crop_id}.png`; accepted boxes to the crops table,
+spread over worker processes. Crops go to `{crops_dir}/{crop_id}.png` (the table's `path`, relative
+to the crops folder); accepted boxes to the crops table,
 rejected ones to the rejects table with the reason. Each image is decoded as its source's boxes
 see it (`image_files`: EXIF applied or not, per source); too many unusable images, or no crop at
 all, stop the stage before anything is kept (`image_checks`).
@@ -225,7 +226,7 @@ def _crop_row(box: dict, cid: str, region: Region, size: int, crop: Image.Image)
         "image_id": box["image_id"],
         "category": box["category"],
         "split": box["split"],
-        "path": f"crops/{cid}.png",
+        "path": f"{cid}.png",
         "x0": box["x0"],
         "y0": box["y0"],
         "x1": box["x1"],

@@ -66,7 +66,7 @@ def _value(v):
 def build_dataset(
     decisions_table: Path,
     *,
-    crops_root: Path,
+    crops_dir: Path,
     name: str,
     exclusions: Path | None,
     tag: str,
@@ -89,7 +89,7 @@ def build_dataset(
         fields["box"] = [float(row[k]) for k in ("x0", "y0", "x1", "y1")]
         samples.append(
             fo.Sample(
-                filepath=str((crops_root / row["path"]).resolve()), tags=sorted(tags), **fields
+                filepath=str((crops_dir / row["path"]).resolve()), tags=sorted(tags), **fields
             )
         )
     dataset = fo.Dataset(name, persistent=True, overwrite=True)

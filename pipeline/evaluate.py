@@ -32,7 +32,7 @@ from pipeline.metrics.memorisation import memorisation, nearest
 from pipeline.metrics.prc import precision_recall
 from pipeline.metrics.swd import sliced_wasserstein
 from pipeline.plots import plot_distances, plot_losses, plot_metric_curve, read_stats
-from pipeline.reference import Extractor, load_reference
+from pipeline.reference import Extractor, ReferenceFeatures, load_reference
 from pipeline.seeds import Stream, stream
 from pipeline.sheets import pairs_sheet
 
@@ -97,12 +97,14 @@ def interpolation(generator, rows: int, steps: int, seed: int) -> torch.Tensor:
     return to_uint8(generator(z.to(device), y))
 
 
-def distribution_metrics(fake: torch.Tensor, ref: dict, settings: EvalSettings, seed: int) -> dict:
+def distribution_metrics(
+    fake: torch.Tensor, ref: ReferenceFeatures, settings: EvalSettings, seed: int
+) -> dict:
     """FID and KID (Inception features only) of generated and of held-out crops against the
     training reference, and precision/recall of the generated ones."""
-    train, holdout = ref["train"], ref["holdout"]
-    out: dict = {"features": ref["kind"]}
-    if ref["kind"] == "inception":
+    train, holdout = ref.train, ref.holdout
+    out: dict = {"features": ref.kind}
+    if ref.kind == "inception":
         out["fid"] = frechet_distance(fake.numpy(), train.numpy())
         kid = dict(subsets=settings.kid_subsets, subset_size=settings.kid_subset_size, seed=seed)
         out["kid"], out["kid_std"] = kernel_inception_distance(fake.numpy(), train.numpy(), **kid)
@@ -111,11 +113,11 @@ def distribution_metrics(fake: torch.Tensor, ref: dict, settings: EvalSettings, 
             out["kid_real_floor"], _ = kernel_inception_distance(
                 holdout.numpy(), train.numpy(), **kid
             )
-        out["inception_weights"] = ref["weights"]
-        out["standard_weights"] = ref["standard_weights"]
+        out["inception_weights"] = ref.weights
+        out["standard_weights"] = ref.standard_weights
         log.info("FID %.2f  KID %.4f (%d generated)", out["fid"], out["kid"], len(fake))
     else:
-        out.update(fid=None, kid=None, fid_note=ref["note"])
+        out.update(fid=None, kid=None, fid_note=ref.note)
     n = min(len(fake), len(train))
     pick = torch.randperm(
         len(train), generator=torch.Generator().manual_seed(stream(seed, Stream.PR_SUBSET))
@@ -128,7 +130,7 @@ def distribution_metrics(fake: torch.Tensor, ref: dict, settings: EvalSettings, 
 def memorisation_check(
     fake_images: torch.Tensor,
     fake_features: torch.Tensor,
-    ref: dict,
+    ref: ReferenceFeatures,
     train: torch.Tensor,
     settings: EvalSettings,
     sheet_png: Path,
@@ -136,22 +138,22 @@ def memorisation_check(
 ) -> dict:
     """Nearest training crop of each sample: the copy statistics (against held-out crops), the
     side-by-side sheet of the closest samples and the distance histograms."""
-    fake_nn = nearest(fake_features, ref["train"])
+    fake_nn = nearest(fake_features, ref.train)
     closest = np.argsort(fake_nn.distance)[: settings.nearest_count]  # the likeliest copies first
-    train_images = train[ref["train_index"][fake_nn.index[closest]]]
+    train_images = train[ref.train_index[fake_nn.index[closest]]]
     pairs_sheet(
         fake_images[closest],
         train_images,
         [f"d={fake_nn.distance[i]:.3g}" for i in closest],
         sheet_png,
-        f"closest samples (left) and their nearest training crop (right), {ref['kind']} features",
+        f"closest samples (left) and their nearest training crop (right), {ref.kind} features",
     )
-    if len(ref["holdout"]) < MIN_REAL:
-        note = f"{len(ref['holdout'])} held-out crops: too few to judge copying (need {MIN_REAL})"
+    if len(ref.holdout) < MIN_REAL:
+        note = f"{len(ref.holdout)} held-out crops: too few to judge copying (need {MIN_REAL})"
         log.warning(note)
         plot_distances(fake_nn.distance, np.array([]), None, distances_png, note)
         return {"note": note, "median_distance_generated": float(np.median(fake_nn.distance))}
-    held_nn = nearest(ref["holdout"], ref["train"])
+    held_nn = nearest(ref.holdout, ref.train)
     result = memorisation(fake_nn, held_nn, settings.copy_quantile, settings.copy_alarm)
     plot_distances(
         fake_nn.distance,
@@ -209,9 +211,9 @@ def evaluate(
         metrics["classes"] = state["classes"]  # samples.png: one class per row, in this order
     ref = load_reference(reference_path)
     extractor = Extractor.from_settings(settings, select_device("auto"))
-    if extractor.kind != ref["kind"]:
+    if extractor.kind != ref.kind:
         raise ValueError(
-            f"{reference_path} holds {ref['kind']} features but this run would use "
+            f"{reference_path} holds {ref.kind} features but this run would use "
             f"{extractor.kind}: rerun the evaluate_reference rule"
         )
     samples_seed = stream(seed, Stream.SAMPLES)

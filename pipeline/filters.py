@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.io import atomic_dir, write_parquet
+from pipeline.schema import EXPERIMENT, schema_defaults
 from pipeline.sheets import contact_sheet
 
 log = logging.getLogger(__name__)
@@ -42,17 +43,18 @@ REASONS = {
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{EXPERIMENT}/filters")
 class FilterSettings:
-    min_aspect: float = 0.2
-    max_aspect: float = 5.0
-    reject_flags: tuple[str, ...] = ("group", "depiction")
-    reject_border: bool = False
-    border_margin: float = 2.0
-    min_sharpness: float = 0.0
-    min_contrast: float = 3.0
-    reject_grayscale: bool = True
-    grayscale_tolerance: float = 3.0
-    duplicate_distance: int = 4
+    min_aspect: float
+    max_aspect: float
+    reject_flags: tuple[str, ...]
+    reject_border: bool
+    border_margin: float
+    min_sharpness: float
+    min_contrast: float
+    reject_grayscale: bool
+    grayscale_tolerance: float
+    duplicate_distance: int
 
 
 # --- the filters ------------------------------------------------------------------------------
@@ -151,7 +153,7 @@ def apply_filters(
     crops_table: Path,
     *,
     boxes_table: Path,
-    crops_root: Path,
+    crops_dir: Path,
     decisions_out: Path,
     sheets_dir: Path,
     settings: FilterSettings,
@@ -168,7 +170,7 @@ def apply_filters(
             ]
             title = f"{reason}: {len(group)} crops ({REASONS[reason]}); {len(sample)} shown"
             contact_sheet(
-                [crops_root / p for p in sample["path"]],
+                [crops_dir / p for p in sample["path"]],
                 labels,
                 tmp / f"rejected_{reason}.png",
                 title,

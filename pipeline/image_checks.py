@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.schema import schema_defaults
+
 IMAGE_PROBLEMS = ("missing_image", "unreadable_image", "size_mismatch")
 SHOWN = 5  # paths shown per source when the stage stops
 # Where each built-in source's images are looked for; a named dataset's come from `images:`.
@@ -31,8 +33,9 @@ LAYOUTS = {
 
 
 @dataclass(frozen=True)
+@schema_defaults("#/properties/bad_images")
 class BadImageSettings:
-    max_fraction: float = 0.02
+    max_fraction: float
 
 
 class BadImagesError(ValueError):

@@ -8,7 +8,7 @@ it loads.
 
 from __future__ import annotations
 
-# what evaluate_run writes, relative to the experiment's (or a sweep run's) folder
+# what evaluate_experiment writes, relative to the experiment's (or a sweep run's) folder
 EVAL_FILES = {
     "samples": "samples.png",
     "metrics": "metrics.json",

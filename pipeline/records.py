@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipeline.schema import schema_defaults
+
 log = logging.getLogger(__name__)
 
 # The rejects table: the same columns from every stage that rejects (sources, crops).
@@ -38,8 +40,9 @@ SHOWN = 3  # records shown per reason when the stage stops
 
 
 @dataclass(frozen=True)
+@schema_defaults("#/properties/bad_records")
 class BadRecordSettings:
-    max_fraction: float = 0.02
+    max_fraction: float
 
 
 class BadRecordsError(ValueError):

@@ -9,7 +9,7 @@ turned into pixel features; the file says which, and why.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -51,9 +51,22 @@ class Extractor:
         return features.inception_features(images, self.model, desc=desc)
 
 
+@dataclass(frozen=True)
+class ReferenceFeatures:
+    """Features of the real crops that every evaluation of a shard set compares against."""
+
+    kind: str  # inception or pixels
+    weights: str | None  # the Inception weights file, for inception features
+    standard_weights: bool | None  # whether those are the FID standard's weights
+    note: str | None  # why the features are pixels, when they are
+    train_index: torch.Tensor  # which training crops `train` holds, in the shards' order
+    train: torch.Tensor
+    holdout: torch.Tensor
+
+
 def reference_features(
     shards_dir: Path, *, out_path: Path, settings: EvalSettings, seed: int, threads: int = 1
-) -> dict:
+) -> ReferenceFeatures:
     """The `evaluate_reference` stage: features of the real crops, to `out_path`."""
     use_cpu_threads(threads)
     extractor = Extractor.from_settings(settings, select_device("auto"))
@@ -67,22 +80,22 @@ def reference_features(
         len(train),
         len(holdout),
     )
-    result = {
-        "kind": extractor.kind,
-        "weights": extractor.weights,
-        "standard_weights": extractor.standard,
-        "note": extractor.note,
-        "train_index": index,
-        "train": extractor(train[index], desc="reference train"),
-        "holdout": extractor(holdout, desc="reference holdout"),
-    }
+    result = ReferenceFeatures(
+        kind=extractor.kind,
+        weights=extractor.weights,
+        standard_weights=extractor.standard,
+        note=extractor.note,
+        train_index=index,
+        train=extractor(train[index], desc="reference train"),
+        holdout=extractor(holdout, desc="reference holdout"),
+    )
     with atomic_path(out_path) as tmp:
-        torch.save(result, tmp)
+        torch.save(asdict(result), tmp)  # plain tensors and strings: loads with weights_only
     return result
 
 
-def load_reference(path: Path) -> dict:
+def load_reference(path: Path) -> ReferenceFeatures:
     try:
-        return torch.load(path, weights_only=True)
+        return ReferenceFeatures(**torch.load(path, weights_only=True))
     except Exception as err:
         raise ValueError(f"{path}: cannot read the reference features: {err}") from err

@@ -77,7 +77,7 @@ def make_shards(
     *,
     rejects_table: Path,
     exclusions: Path | None,
-    crops_root: Path,
+    crops_dir: Path,
     out_dir: Path,
     settings: ShardSettings,
     image_size: int,
@@ -103,15 +103,21 @@ def make_shards(
     )
     table = summary(decisions, pd.read_parquet(rejects_table), excluded)
     return write_shards(
-        chosen, crops_root, out_dir, settings, image_size, seed, extra={"summary.csv": table}
+        chosen,
+        crops_dir=crops_dir,
+        out_dir=out_dir,
+        settings=settings,
+        image_size=image_size,
+        seed=seed,
+        extra={"summary.csv": table},
     )
 
 
-def _write_shard(chunk: pd.DataFrame, crops_root: Path, path: Path, image_size: int) -> dict:
+def _write_shard(chunk: pd.DataFrame, *, crops_dir: Path, path: Path, image_size: int) -> dict:
     """One .npy shard of the chunk's crops, in order; its count and SHA-256."""
     pixels = np.stack(
         [
-            _load_crop(crops_root / p, image_size)
+            _load_crop(crops_dir / p, image_size)
             for p in progress(chunk["path"], desc=path.name, unit="img")
         ]
     )
@@ -130,14 +136,15 @@ def _index_rows(chunk: pd.DataFrame, split: str, shard: str) -> list[dict]:
 
 def write_shards(
     crops: pd.DataFrame,
-    crops_root: Path,
+    *,
+    crops_dir: Path,
     out_dir: Path,
     settings: ShardSettings,
     image_size: int,
     seed: int,
     extra: dict[str, pd.DataFrame] | None = None,
 ) -> dict:
-    """Pack `crops` (paths relative to `crops_root`) into `out_dir`; `extra` tables go beside."""
+    """Pack `crops` (paths relative to `crops_dir`) into `out_dir`; `extra` tables go beside."""
     crops = crops.sort_values("crop_id", ignore_index=True)
     crops["split"] = np.where(
         holdout_mask(crops["crop_id"], settings.holdout_fraction, seed), "holdout", "train"
@@ -149,7 +156,9 @@ def write_shards(
             for start in range(0, len(part), settings.shard_size):
                 chunk = part.iloc[start : start + settings.shard_size]
                 name = f"{split}-{start // settings.shard_size:05d}.npy"
-                files[name] = _write_shard(chunk, crops_root, tmp / name, image_size)
+                files[name] = _write_shard(
+                    chunk, crops_dir=crops_dir, path=tmp / name, image_size=image_size
+                )
                 rows += _index_rows(chunk, split, name)
         write_parquet(
             pd.DataFrame(

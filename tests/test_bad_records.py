@@ -181,12 +181,14 @@ def test_every_record_gives_its_crop_or_its_reject(tmp_path):
         key = box_id(annotation)
         if outcome in ("crop", "grey", "edge"):
             assert key in crops.index, (annotation, name, rejects.loc[key].to_dict())
-            centre = read_png(results / crops.loc[key, "path"])[12:20, 12:20].mean(axis=(0, 1))
+            centre = read_png(results / "crops" / crops.loc[key, "path"])[12:20, 12:20].mean(
+                axis=(0, 1)
+            )
             if outcome == "crop":
                 assert np.abs(centre - RED).max() < 25, (name, centre)
             elif outcome == "grey":  # grey levels of the square and background, as stored
                 inside, outside = GREY_LEVELS[name]
-                border = read_png(results / crops.loc[key, "path"])[:2].mean(axis=(0, 1))
+                border = read_png(results / "crops" / crops.loc[key, "path"])[:2].mean(axis=(0, 1))
                 assert np.abs(centre - inside).max() < 4, (name, centre)
                 assert np.abs(border - outside).max() < 4, (name, border)
         else:

@@ -28,7 +28,7 @@ NodeName=g2 Arch=x86_64 CoresPerSocket=8 CPUAlloc=0 CPUEfctv=16 CPUTot=16 CPULoa
 CLUSTER = parse(PARTITIONS, NODES)
 
 
-def job(rule="train_gan", **asks) -> JobRequest:
+def job(rule="train_experiment", **asks) -> JobRequest:
     base = dict(local=False, partition="gpu", cpus=8, mem_mb=8000, runtime_min=600, gpus=1, nodes=1)
     return JobRequest(rule=rule, **{**base, **asks})
 
@@ -122,7 +122,7 @@ def test_the_check_raises_with_the_whole_table():
 def test_the_table_without_a_cluster_has_no_verdict():
     text = table(rows([job()], None), None)
     assert text.splitlines()[1].split() == [
-        "train_gan",
+        "train_experiment",
         "1",
         "job",
         "gpu",
@@ -144,7 +144,7 @@ def test_the_dry_run_of_the_profile_gives_what_the_plugin_submits(tmp_path):
                      "100000", "results/demo/report.html")  # fmt: skip
     planned = {r.rule: r for r in from_dry_run(proc.stdout + proc.stderr)}
     assert planned["crops_extract"].cpus == 2 and planned["synthetic_boxes"].cpus == 1
-    train = planned["train_gan"]
+    train = planned["train_experiment"]
     assert (train.partition, train.gpus, train.nodes, train.runtime_min) == ("gpu", 1, 1, 1440)
     assert planned["boxes_merge"].partition == "cpu" and planned["boxes_merge"].runtime_min == 120
     assert all(r.mem_mb for r in planned.values()) and not any(r.local for r in planned.values())

@@ -215,7 +215,7 @@ def test_coco_experiment_through_the_workflow(coco_server, tmp_path):
     assert sorted(crops["box_id"]) == ["coco:139:1", "coco:285:2", "coco:285:3"]
     assert rejects.set_index("box_id")["reason"].to_dict() == {"coco:632:4": "crowd"}
     for path in crops["path"]:
-        assert Image.open(tmp_path / "results/giraffe_test" / path).size == (32, 32)
+        assert Image.open(tmp_path / "results/giraffe_test/crops" / path).size == (32, 32)
 
 
 def test_local_coco_folder_is_used_without_any_download(tmp_path):
@@ -273,10 +273,12 @@ def test_a_transiently_corrupted_image_gives_the_right_crop_after_a_rerun(coco_s
     snakemake(tmp_path, "--cores", "1", target)  # the next run fetches it again
     assert image.read_bytes() == good
     crops = pd.read_parquet(tmp_path / target).set_index("box_id")
-    crop = read_png(tmp_path / "results/giraffe_test" / crops.loc["coco:139:1", "path"])
+    crop = read_png(tmp_path / "results/giraffe_test/crops" / crops.loc["coco:139:1", "path"])
     # the crop equals the crop stage's crop of the good bytes, cut in a clean folder
     clean = tmp_path / "clean.jpg"
     clean.write_bytes(good)
     row = box(clean, "coco:139:1", 100.5, 50.25, 300.5, 350.25, width=640, height=426)
     expected, _ = run_crops(tmp_path / "clean", [row], CropSettings(min_box_side=16))
-    assert crop.tolist() == read_png(tmp_path / "clean/out" / expected.loc[0, "path"]).tolist()
+    assert (
+        crop.tolist() == read_png(tmp_path / "clean/out/crops" / expected.loc[0, "path"]).tolist()
+    )

@@ -142,7 +142,7 @@ def test_every_pixel_mode_gives_the_colours_the_file_shows(
         assert image.mode == mode or (mode, image.mode) == ("I;16", "I")
     crops, rejects = run_crops(tmp_path, [box(path, "t:odd:1", *SQUARE)], FRAMED, size=30)
     assert rejects.empty and crops["box_id"].tolist() == ["t:odd:1"]
-    framed(tmp_path / "out" / crops.loc[0, "path"], inside, outside, tol)
+    framed(tmp_path / "out" / "crops" / crops.loc[0, "path"], inside, outside, tol)
 
 
 def test_half_transparent_pixels_are_composited_over_white(tmp_path):
@@ -150,7 +150,7 @@ def test_half_transparent_pixels_are_composited_over_white(tmp_path):
     scene("RGBA", (*BLUE, 255), (*RED, 128)).save(path)
     crops, _ = run_crops(tmp_path, [box(path, "t:glass:1", *SQUARE)], FRAMED, size=30)
     over_white = [255 + (c - 255) * 128 / 255 for c in RED]  # 242.5, 137.0, 137.0
-    framed(tmp_path / "out" / crops.loc[0, "path"], over_white, BLUE, tol=1)
+    framed(tmp_path / "out" / "crops" / crops.loc[0, "path"], over_white, BLUE, tol=1)
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, ">u2", np.int32])
@@ -181,7 +181,7 @@ def test_a_box_partly_outside_its_image_is_padded(tmp_path, pad_mode, right):
         50,
         200,
     )
-    pixels = read_png(tmp_path / "out" / crops.loc[0, "path"])
+    pixels = read_png(tmp_path / "out" / "crops" / crops.loc[0, "path"])
     assert np.abs(pixels[12:28, 2:18] - RED).max() <= 2  # inside the image: the red square
     assert (
         np.abs(pixels[:8, 2:18] - BLUE).max() <= 2 and np.abs(pixels[-8:, 2:18] - BLUE).max() <= 2
@@ -241,7 +241,9 @@ def crops_of(tmp_path: Path, path: Path, at: list, size, name: str, exif: str = 
     rows = [box(path, f"t:{name}:{i}", *xy, *size, source="mine") for i, xy in enumerate(at)]
     crops, rejects = run_crops(tmp_path, rows, FRAMED, size=48, name=name, exif={"mine": exif})
     assert rejects.empty, rejects["detail"].tolist()
-    return [read_png(tmp_path / name / rel) for rel in crops.sort_values("box_id")["path"]]
+    return [
+        read_png(tmp_path / name / "crops" / rel) for rel in crops.sort_values("box_id")["path"]
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
@@ -390,7 +392,7 @@ def test_broken_files_are_named_rejects_and_the_rest_is_cropped(tmp_path, worker
     crops, rejects = run_crops(tmp_path, rows, FRAMED, size=30, workers=workers)
     assert sorted(crops["box_id"]) == ["t:good.jpg:1", "t:good.png:1"]
     for rel in crops["path"]:
-        framed(tmp_path / "out" / rel, RED, BLUE, tol=12)
+        framed(tmp_path / "out" / "crops" / rel, RED, BLUE, tol=12)
     by_box = rejects.set_index("box_id")
     assert len(rejects) == len(broken)
     for path in broken:
@@ -447,4 +449,6 @@ def test_odd_files_give_identical_tables_and_png_bytes_with_any_number_of_worker
     pd.testing.assert_frame_equal(one[0], three[0])
     pd.testing.assert_frame_equal(one[1], three[1])
     for rel in one[0]["path"]:
-        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "three" / rel).read_bytes()
+        assert (tmp_path / "one" / "crops" / rel).read_bytes() == (
+            tmp_path / "three" / "crops" / rel
+        ).read_bytes()

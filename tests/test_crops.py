@@ -162,10 +162,10 @@ def test_crop_of_a_known_picture(tmp_path):
     crops, rejects = run_crops(tmp_path, [box(path, "t:p:1", 200, 100, 300, 200)], PLAIN)
     assert rejects.empty and crops["crop_id"].tolist() == ["t_p_1"]
     row = crops.iloc[0]
-    assert row["path"] == "crops/t_p_1.png" and row["box_id"] == "t:p:1"
+    assert row["path"] == "t_p_1.png" and row["box_id"] == "t:p:1"
     assert (row["crop_x0"], row["crop_y0"], row["crop_side"]) == (200, 100, 100)
     assert row["scale"] == pytest.approx(0.32)
-    pixels = read_png(tmp_path / "out" / row["path"])
+    pixels = read_png(tmp_path / "out" / "crops" / row["path"])
     assert pixels.shape == (32, 32, 3)
     assert np.abs(pixels - RED).max() < 12  # red everywhere, edges included
 
@@ -175,7 +175,7 @@ def test_margin_shows_the_background_at_the_edges(tmp_path):
     settings = CropSettings(margin=0.25, min_box_side=8)  # region 150 px: 25 px blue each side
     crops, _ = run_crops(tmp_path, [box(path, "t:p:1", 200, 100, 300, 200)], settings, size=30)
     assert (crops.loc[0, "crop_x0"], crops.loc[0, "crop_side"]) == (175, 150)
-    pixels = read_png(tmp_path / "out" / crops["path"][0])
+    pixels = read_png(tmp_path / "out" / "crops" / crops["path"][0])
     edge = 30 * 25 // 150  # 5 px of blue around 20 px of red
     for band in (
         pixels[: edge - 1],
@@ -198,12 +198,12 @@ def test_a_box_at_the_border_is_padded_by_reflection_or_black(tmp_path):
         -50,
         200,
     )
-    pixels = read_png(tmp_path / "reflect" / crops["path"][0])
+    pixels = read_png(tmp_path / "reflect" / "crops" / crops["path"][0])
     assert np.abs(pixels[:28, :28] - RED).max() < 12  # 150 of 200 px are red after mirroring
     assert np.abs(pixels[-3:, -3:] - BLUE).max() < 12
     constant = CropSettings(margin=0.5, min_box_side=8, pad_mode="constant")
     crops, _ = run_crops(tmp_path, rows, constant, size=40, name="constant")
-    pixels = read_png(tmp_path / "constant" / crops["path"][0])
+    pixels = read_png(tmp_path / "constant" / "crops" / crops["path"][0])
     assert pixels[:9, :].max() < 8 and pixels[:, :9].max() < 8  # 50 px of black above and left
     assert np.abs(pixels[12:28, 12:28] - RED).max() < 12
 
@@ -242,7 +242,10 @@ def test_reduced_jpeg_decode_is_close_to_the_full_decode(tmp_path, monkeypatch):
     full_crops, _ = run_crops(tmp_path, rows, full, size=32, name="full")
     assert decoded == [(300, 200), (2400, 1600)]  # libjpeg scaled by 1/8, then in full
     for rel in full_crops["path"]:
-        a, b = read_png(tmp_path / "fast" / rel), read_png(tmp_path / "full" / rel)
+        a, b = (
+            read_png(tmp_path / "fast" / "crops" / rel),
+            read_png(tmp_path / "full" / "crops" / rel),
+        )
         assert a.shape == b.shape == (32, 32, 3)
         assert np.abs(a - b).mean() < 3  # measured 0.2 to 0.4
     cols = ["crop_id", "crop_x0", "crop_y0", "crop_side", "scale"]
@@ -291,7 +294,7 @@ def test_broken_and_missing_images_are_rejected_and_the_rest_cropped(tmp_path):
     assert reasons.loc["t:gone.jpg:1", "detail"] == str(tmp_path / "gone.jpg")
     assert len(rejects) == 5
     for rel in crops["path"]:
-        assert np.abs(read_png(tmp_path / "out" / rel)[8:-8, 8:-8] - RED).max() < 16
+        assert np.abs(read_png(tmp_path / "out" / "crops" / rel)[8:-8, 8:-8] - RED).max() < 16
 
 
 @pytest.mark.parametrize(
@@ -357,7 +360,9 @@ def test_workers_give_identical_tables_and_png_bytes(tmp_path):
     pd.testing.assert_frame_equal(one[1], two[1])
     assert len(one[0]) == 9 and one[1]["reason"].tolist() == ["missing_image"]
     for rel in one[0]["path"]:
-        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes()
+        assert (tmp_path / "one" / "crops" / rel).read_bytes() == (
+            tmp_path / "two" / "crops" / rel
+        ).read_bytes()
     assert sorted(p.name for p in (tmp_path / "one/crops").iterdir()) == sorted(
         p.name for p in (tmp_path / "two/crops").iterdir()
     )

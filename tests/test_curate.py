@@ -72,9 +72,9 @@ def test_tags_set_in_fiftyone_become_exclusions_and_rerun_only_shards_and_after(
 
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == {
         "shards_write",
-        "train_gan",
+        "train_experiment",
         "evaluate_reference",
-        "evaluate_run",
+        "evaluate_experiment",
     }
     snakemake(demo_copy, "--cores", "2", "results/demo/samples.png")
     index = pd.read_parquet(demo_copy / "results/demo/shards/index.parquet")

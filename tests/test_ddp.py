@@ -33,8 +33,6 @@ def test_torchrun_two_ranks_keep_identical_weights(tmp_path):
         str(tmp_path / "out"),
         "--settings",
         str(settings),
-        "--image-size",
-        "32",
         "--seed",
         "0",
     ]
@@ -69,7 +67,6 @@ def test_train_stage_launches_torchrun_and_syncs_a_penalised_discriminator(tmp_p
         stats_path=out / "stats.jsonl",
         work_dir=out / "ckpt",
         settings=settings,
-        image_size=32,
         seed=0,
     )
     assert returned is None  # the work happened in the torchrun processes
@@ -92,6 +89,5 @@ def test_train_stage_refuses_more_gpus_than_visible(tmp_path, monkeypatch):
             stats_path=tmp_path / "x",
             work_dir=tmp_path / "w",
             settings=replace(TINY, gpus=3),
-            image_size=32,
             seed=0,
         )

@@ -1,8 +1,8 @@
-"""One home per default: config/schema.yaml holds them, and every settings dataclass agrees.
+"""One home per default: config/schema.yaml; the settings dataclasses take theirs from it.
 
-The workflow fills defaults from the schema; the dataclasses are what code outside the workflow
-(tests, benchmarks, `python -m pipeline.gan`) gets. A default changed in one place and not the
-other would make the two disagree silently: this test fails on any difference.
+`pipeline.schema.schema_defaults` gives each settings class the defaults of its schema block at
+import, and refuses a class and a block that disagree on their keys; these tests show that it does,
+and that every settings class the workflow builds is tied to its block.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import yaml
 from pipeline.config import CropSettings, EvalSettings, ShardSettings, TrainSettings
 from pipeline.download import DownloadSettings
 from pipeline.filters import FilterSettings
+from pipeline.gan.models import ModelConfig
+from pipeline.image_checks import BadImageSettings
 from pipeline.records import BadRecordSettings
+from pipeline.schema import SchemaMismatch, check_choices, schema_defaults
 from pipeline.sources.celeba import CelebASettings
 from pipeline.sources.coco import CocoSettings
 from pipeline.sources.coco_format import CocoFormatSettings
@@ -29,54 +32,58 @@ from pipeline.sources.visual_genome import VisualGenomeSettings
 from tests.conftest import REPO
 
 SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
-TOP, EXPERIMENT = SCHEMA["properties"], SCHEMA["$defs"]["experiment"]["properties"]
-SOURCES = TOP["sources"]["properties"]
-
-# settings class -> its block of the schema, and the fields that only code sets (not config)
-BLOCKS = [
-    (CropSettings, EXPERIMENT["crops"], set()),
-    (FilterSettings, EXPERIMENT["filters"], set()),
-    (ShardSettings, EXPERIMENT["shards"], set()),
-    (TrainSettings, EXPERIMENT["train"], set()),
-    (EvalSettings, EXPERIMENT["evaluate"], set()),
-    # backoff and allowed_hosts are set by the sources from their own URLs, never by the config
-    (DownloadSettings, TOP["download"], {"backoff", "allowed_hosts"}),
-    (BadRecordSettings, TOP["bad_records"], set()),
-    (SyntheticSettings, SCHEMA["$defs"]["synthetic"], set()),
-    (CocoSettings, SOURCES["coco"], set()),
-    (VisualGenomeSettings, SOURCES["visual_genome"], set()),
-    (OpenImagesSettings, SOURCES["openimages"], set()),
-    (CelebASettings, SOURCES["celeba"], set()),
-    (FFHQSettings, SOURCES["ffhq"], set()),
-    (CocoFormatSettings, SCHEMA["$defs"]["coco_format"], {"annotations", "format"}),
-]
+TRAIN = "#/$defs/experiment/properties/train"
+SETTINGS = {
+    CropSettings: "#/$defs/experiment/properties/crops",
+    FilterSettings: "#/$defs/experiment/properties/filters",
+    ShardSettings: "#/$defs/experiment/properties/shards",
+    TrainSettings: TRAIN,
+    EvalSettings: "#/$defs/experiment/properties/evaluate",
+    ModelConfig: TRAIN,
+    DownloadSettings: "#/properties/download",
+    BadRecordSettings: "#/properties/bad_records",
+    BadImageSettings: "#/properties/bad_images",
+    SyntheticSettings: "#/$defs/synthetic",
+    CocoSettings: "#/properties/sources/properties/coco",
+    VisualGenomeSettings: "#/properties/sources/properties/visual_genome",
+    OpenImagesSettings: "#/properties/sources/properties/openimages",
+    CelebASettings: "#/properties/sources/properties/celeba",
+    FFHQSettings: "#/properties/sources/properties/ffhq",
+    CocoFormatSettings: "#/$defs/coco_format",
+}
 
 
-def default_of(field: dataclasses.Field):
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_every_settings_class_takes_its_defaults_from_its_schema_block(cls):
+    assert getattr(cls, "__schema_block__", None) == SETTINGS[cls]
 
 
-def as_config(value):
-    """A dataclass value as the config would hold it (tuples are lists)."""
-    return list(value) if isinstance(value, tuple) else value
+def test_a_settings_class_and_its_block_that_disagree_fail_at_import():
+    with pytest.raises(SchemaMismatch, match=r"schema keys without a field \['shard_size'\]"):
+
+        @dataclasses.dataclass(frozen=True)
+        @schema_defaults("#/$defs/experiment/properties/shards")
+        class OneFieldShort:
+            holdout_fraction: float
+
+    with pytest.raises(SchemaMismatch, match=r"without a schema default \['shard_count'\]"):
+
+        @dataclasses.dataclass(frozen=True)
+        @schema_defaults("#/$defs/experiment/properties/shards")
+        class OneFieldTooMany:
+            holdout_fraction: float
+            shard_size: int
+            shard_count: int
 
 
-@pytest.mark.parametrize(
-    ("cls", "block", "code_only"), BLOCKS, ids=lambda v: getattr(v, "__name__", "")
-)
-def test_every_dataclass_default_equals_the_schema_default(cls, block, code_only):
-    properties = block["properties"]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    assert set(fields) - code_only == set(properties) - code_only, (
-        f"{cls.__name__}: fields and schema keys differ"
-    )
-    for name, prop in properties.items():
-        if name in code_only:
-            continue
-        assert "default" in prop, f"{cls.__name__}.{name}: the schema gives no default"
-        assert as_config(default_of(fields[name])) == prop["default"], f"{cls.__name__}.{name}"
+def test_defaults_come_from_the_schema_and_are_not_shared_between_instances():
+    train = SCHEMA["$defs"]["experiment"]["properties"]["train"]["properties"]
+    assert TrainSettings().steps == train["steps"]["default"]
+    assert TrainSettings().diffaugment == tuple(train["diffaugment"]["default"])
+    assert ModelConfig().ngf == train["ngf"]["default"]
+    one, two = CelebASettings(), CelebASettings()
+    one.files["extra.txt"] = {}
+    assert "extra.txt" not in two.files  # a dict default is copied, not shared
 
 
 def leaves(block: dict, path: tuple = ()):
@@ -114,7 +121,9 @@ def test_the_config_sets_only_what_differs_from_the_schema():
     assert repeated == [], f"config.yaml repeats the schema's defaults: {repeated}"
 
 
-def test_the_losses_the_schema_offers_are_the_ones_the_trainer_has():
+def test_the_losses_the_schema_offers_are_checked_against_the_trainers_at_import():
     from pipeline.gan.losses import LOSSES
 
-    assert EXPERIMENT["train"]["properties"]["loss"]["enum"] == list(LOSSES)
+    check_choices(TRAIN, "loss", LOSSES)
+    with pytest.raises(SchemaMismatch, match="offers"):
+        check_choices(TRAIN, "loss", (*LOSSES, "relativistic"))

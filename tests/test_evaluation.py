@@ -122,7 +122,7 @@ def test_nearest_sheet_shows_the_copied_training_crop(tmp_path):
     shards = shards_of(tmp_path / "shards", train, held_out)
     s = EvalSettings(inception_weights=str(tmp_path / "none.pth"), nearest_count=4)
     ref = reference_features(shards, out_path=tmp_path / "ref.pt", settings=s, seed=0)
-    assert ref["kind"] == "pixels" and "none.pth" in ref["note"]
+    assert ref.kind == "pixels" and "none.pth" in ref.note
     fake = train[[5, 17, 33, 40]]
     stored = load_split(shards, "train")
     result = memorisation_check(
@@ -197,7 +197,7 @@ def test_placing_inception_weights_reruns_only_the_evaluation(demo_copy, random_
     write_config(demo_copy, TINY_DEMO, {"experiments": {"demo": settings}})
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == {
         "evaluate_reference",
-        "evaluate_run",
+        "evaluate_experiment",
     }
 
 

@@ -77,7 +77,7 @@ def judged(tmp_path) -> pd.DataFrame:
     table = apply_filters(
         tmp_path / "crops.parquet",
         boxes_table=tmp_path / "boxes.parquet",
-        crops_root=tmp_path,
+        crops_dir=tmp_path / "crops",
         decisions_out=tmp_path / "filters.parquet",
         sheets_dir=tmp_path / "sheets",
         settings=SETTINGS,

@@ -15,6 +15,7 @@ import torch
 
 from pipeline.config import TrainSettings
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, load_generator
+from pipeline.gan.sampling import generate
 from pipeline.gan.train import train
 from pipeline.shards import write_arrays
 
@@ -54,7 +55,6 @@ def run(tmp_path: Path, name: str, settings: TrainSettings, shards: Path):
         stats_path=out / "stats.jsonl",
         work_dir=out / "ckpt",
         settings=settings,
-        image_size=32,
         seed=3,
     )
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
@@ -129,15 +129,17 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
         assert torch.equal(a, b)
 
 
-def test_training_refuses_shards_of_another_size(tmp_path):
+def test_training_builds_its_networks_for_the_size_the_shards_hold(tmp_path):
     shards = make_shards(tmp_path / "shards", size=64)
-    with pytest.raises(ValueError, match="64 px"):
-        train(
-            shards,
-            model_path=tmp_path / "m.pt",
-            stats_path=tmp_path / "s.jsonl",
-            work_dir=tmp_path / "w",
-            settings=TINY,
-            image_size=32,
-            seed=0,
-        )
+    trainer = train(
+        shards,
+        model_path=tmp_path / "m.pt",
+        stats_path=tmp_path / "s.jsonl",
+        work_dir=tmp_path / "w",
+        settings=replace(TINY, steps=1),
+        seed=0,
+    )
+    with trainer.sampling() as generator:
+        assert generate(generator, 2, 0).shape == (2, 3, 64, 64)
+    generator, _ = load_generator(tmp_path / "m.pt")
+    assert generator.cfg.image_size == 64

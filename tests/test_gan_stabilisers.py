@@ -121,7 +121,6 @@ def test_each_variant_trains_with_finite_losses_and_moving_weights(tmp_path, nam
         stats_path=tmp_path / "s.jsonl",
         work_dir=tmp_path / "w",
         settings=settings,
-        image_size=32,
         seed=1,
     )
     initial = train(
@@ -130,7 +129,6 @@ def test_each_variant_trains_with_finite_losses_and_moving_weights(tmp_path, nam
         stats_path=tmp_path / "s0.jsonl",
         work_dir=tmp_path / "w0",
         settings=replace(settings, steps=1),
-        image_size=32,
         seed=1,
     )
     lines = (tmp_path / "s.jsonl").read_text().splitlines()
@@ -150,7 +148,6 @@ def test_wgan_gp_with_batch_norm_is_refused(tmp_path):
             stats_path=tmp_path / "x",
             work_dir=tmp_path / "w",
             settings=replace(TINY, loss="wgan-gp"),
-            image_size=32,
             seed=0,
         )
 
@@ -167,7 +164,6 @@ def whole_and_resumed(tmp_path, settings, seed: int):
             stats_path=out / "s",
             work_dir=out / "w",
             settings=s,
-            image_size=32,
             seed=seed,
         )
 
@@ -228,7 +224,6 @@ def test_diversity_alarm_and_progress_strip(tmp_path, caplog):
         stats_path=tmp_path / "o/s",
         work_dir=tmp_path / "o/w",
         settings=TINY,
-        image_size=32,
         seed=0,
     )
     strip = Image.open(tmp_path / "o/progress.gif")
@@ -249,7 +244,6 @@ def test_gradient_norms_are_logged(tmp_path):
         stats_path=tmp_path / "st.jsonl",
         work_dir=tmp_path / "w",
         settings=TINY,
-        image_size=32,
         seed=0,
     )
     first = json.loads((tmp_path / "st.jsonl").read_text().splitlines()[0])

@@ -123,7 +123,6 @@ def test_conditional_run_trains_samples_one_class_per_row_and_evaluates(tmp_path
         stats_path=out / "s.jsonl",
         work_dir=out / "w",
         settings=settings,
-        image_size=32,
         seed=0,
     )
     assert trainer.classes == ["cave", "snow"] and trainer.class_counts() == [
@@ -176,7 +175,6 @@ def test_a_scaler_overflow_skips_the_step_and_is_logged(tmp_path):
         stats_path=tmp_path / "s",
         work_dir=tmp_path / "w",
         settings=settings,
-        image_size=32,
         seed=0,
     )
     before = [p.detach().clone() for p in trainer.D.parameters()]
@@ -191,7 +189,7 @@ def test_train_rule_asks_for_the_configured_gpus(tmp_path):
     def train_job(gpus: int) -> str:
         write_config(tmp_path, {"experiments": {"demo": {"train": {"gpus": gpus}}}})
         proc = snakemake(tmp_path, "-n", "results/demo/train/model.pt")
-        return proc.stdout.split("rule train_gan:", 1)[1].split("\n\n", 1)[0]
+        return proc.stdout.split("rule train_experiment:", 1)[1].split("\n\n", 1)[0]
 
     def mem_mb(job: str) -> int:
         return int(re.search(r"\bmem_mb=(\d+)", job).group(1))
@@ -201,7 +199,7 @@ def test_train_rule_asks_for_the_configured_gpus(tmp_path):
     # memory of one training process per GPU (pipeline/cluster/memory.py)
     assert "gpu=2, nodes=1" in two and "gpu=0, nodes=1" in none
     assert mem_mb(two) == 2 * mem_mb(none) >= 2000
-    assert dry_run(tmp_path, "results/demo/train/model.pt")["train_gan"] == 1
+    assert dry_run(tmp_path, "results/demo/train/model.pt")["train_experiment"] == 1
 
 
 def test_condition_without_an_index_names_the_file(tmp_path):
@@ -214,7 +212,6 @@ def test_condition_without_an_index_names_the_file(tmp_path):
             stats_path=tmp_path / "s",
             work_dir=tmp_path / "w",
             settings=replace(TINY, condition="source"),
-            image_size=32,
             seed=0,
         )
 

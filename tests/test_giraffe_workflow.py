@@ -64,7 +64,7 @@ def test_giraffe128_end_to_end_on_fixtures(http_server, tmp_path):
     assert rejects.set_index("box_id")["reason"].to_dict() == {"coco:632:4": "crowd"}
     decisions = pd.read_parquet(results / "filters.parquet").set_index("box_id")
     assert decisions.loc["openimages:bbbb000000000002:train:4", "reason"] == "group"
-    assert Image.open(results / crops["path"][0]).size == (128, 128)
+    assert Image.open(results / "crops" / crops["path"][0]).size == (128, 128)
     assert json.loads((results / "metrics.json").read_text())["step"] == 30
     assert Image.open(results / "samples.png").size[0] >= 2 * 128
     # how files are fetched is not what they hold: tuning downloads reruns nothing

@@ -133,7 +133,7 @@ def floor(shards) -> float:
 
 
 def train_and_measure(shards: Path, out: Path, settings: TrainSettings, floor: float) -> Outcome:
-    train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=settings, image_size=32, seed=1,
+    train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=settings, seed=1,
           threads=1, evals_path=out / "evals.jsonl")  # fmt: skip
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
     assert evals[0]["step"] == 0  # the untrained generator

@@ -50,7 +50,6 @@ def test_a_second_trainer_refuses_while_the_first_runs_and_takes_over_after_it_d
                 stats_path=tmp_path / "run/stats.jsonl",
                 work_dir=work,
                 settings=TINY,
-                image_size=32,
                 seed=0,
             )
         assert f"another trainer runs this run (pid {first.pid} on " in str(refused.value)
@@ -65,7 +64,6 @@ def test_a_second_trainer_refuses_while_the_first_runs_and_takes_over_after_it_d
             stats_path=tmp_path / "run/stats.jsonl",
             work_dir=work,
             settings=TINY,
-            image_size=32,
             seed=0,
         )
     assert trainer.step == TINY.steps

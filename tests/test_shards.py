@@ -47,11 +47,18 @@ def make_crops(root: Path, count: int = COUNT) -> pd.DataFrame:
                 "source": "coco" if i % 2 else "vg",
                 "category": "thing",
                 "split": "train2017",
-                "path": f"crops/{cid}.png",
+                "path": f"{cid}.png",
             }
         )
     order = np.random.default_rng(99).permutation(count)
     return pd.DataFrame(rows).iloc[order].reset_index(drop=True)
+
+
+def pack(crops: pd.DataFrame, root: Path, out: Path, settings=SETTINGS, seed: int = 0) -> dict:
+    """write_shards of the crops made under `root` by make_crops."""
+    return write_shards(
+        crops, crops_dir=root / "crops", out_dir=out, settings=settings, image_size=SIZE, seed=seed
+    )
 
 
 def index_of(crop_id: str) -> int:
@@ -62,7 +69,7 @@ def index_of(crop_id: str) -> int:
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards")
     crops = make_crops(root / "c")
-    manifest = write_shards(crops, root / "c", root / "shards", SETTINGS, SIZE, seed=0)
+    manifest = pack(crops, root / "c", root / "shards")
     return root, crops, manifest
 
 
@@ -124,7 +131,7 @@ def test_removing_a_crop_leaves_the_other_splits_alone(built, tmp_path):
     for gone in (before[before == "holdout"].index[0], before[before == "train"].index[0]):
         fewer = crops[crops["crop_id"] != gone]
         out = tmp_path / f"without_{gone}"
-        manifest = write_shards(fewer, root / "c", out, SETTINGS, SIZE, seed=0)
+        manifest = pack(fewer, root / "c", out)
         after = pd.read_parquet(out / "index.parquet").set_index("crop_id")["split"]
         assert gone not in after.index and len(after) == COUNT - 1
         pd.testing.assert_series_equal(after.sort_index(), before.drop(gone).sort_index())
@@ -133,7 +140,7 @@ def test_removing_a_crop_leaves_the_other_splits_alone(built, tmp_path):
 
 def test_another_seed_moves_some_crops(built, tmp_path):
     root, crops, _ = built
-    write_shards(crops, root / "c", tmp_path / "s", SETTINGS, SIZE, seed=1)
+    pack(crops, root / "c", tmp_path / "s", seed=1)
     a = pd.read_parquet(root / "shards/index.parquet").set_index("crop_id")["split"].sort_index()
     b = pd.read_parquet(tmp_path / "s/index.parquet").set_index("crop_id")["split"].sort_index()
     assert (a != b).any()
@@ -142,7 +149,7 @@ def test_another_seed_moves_some_crops(built, tmp_path):
 def test_same_crops_give_byte_identical_shards_in_another_folder(built, tmp_path):
     root, crops, _ = built
     shuffled = crops.sample(frac=1.0, random_state=3)  # the table's row order does not matter
-    write_shards(shuffled, root / "c", tmp_path / "again", SETTINGS, SIZE, seed=0)
+    pack(shuffled, root / "c", tmp_path / "again")
     names = sorted(p.name for p in (root / "shards").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "again").iterdir())
     for name in names:
@@ -167,7 +174,7 @@ def test_load_split_returns_the_png_pixels_channels_first(built, split):
 def test_an_empty_split_loads_as_an_empty_tensor(tmp_path):
     crops = make_crops(tmp_path / "c", count=3)
     none_held = dataclasses.replace(SETTINGS, holdout_fraction=0.0)
-    manifest = write_shards(crops, tmp_path / "c", tmp_path / "s", none_held, SIZE, seed=0)
+    manifest = pack(crops, tmp_path / "c", tmp_path / "s", settings=none_held)
     assert manifest["counts"] == {"train": 3, "holdout": 0}
     assert load_split(tmp_path / "s", "holdout").shape == (0, 3, SIZE, SIZE)
     assert load_split(tmp_path / "s", "train").shape == (3, 3, SIZE, SIZE)
@@ -175,7 +182,7 @@ def test_an_empty_split_loads_as_an_empty_tensor(tmp_path):
 
 def test_a_tampered_shard_is_caught_on_verify(built, tmp_path):
     root, crops, _ = built
-    write_shards(crops, root / "c", tmp_path / "s", SETTINGS, SIZE, seed=0)
+    pack(crops, root / "c", tmp_path / "s")
     shard = tmp_path / "s" / "train-00000.npy"
     data = bytearray(shard.read_bytes())
     data[-1] ^= 0xFF
@@ -193,17 +200,17 @@ def test_a_missing_manifest_is_named(tmp_path):
 def test_a_crop_of_the_wrong_size_is_named_and_nothing_is_written(tmp_path):
     crops = make_crops(tmp_path / "c", count=4)
     out = tmp_path / "shards"
-    write_shards(crops, tmp_path / "c", out, SETTINGS, SIZE, seed=0)
+    pack(crops, tmp_path / "c", out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     Image.new("RGB", (SIZE + 1, SIZE)).save(tmp_path / "c/crops/src_002.png")
     with pytest.raises(
         ValueError, match=r"src_002\.png: crop is \(8, 9, 3\), expected \(8, 8, 3\)"
     ):
-        write_shards(crops, tmp_path / "c", out, SETTINGS, SIZE, seed=0)
+        pack(crops, tmp_path / "c", out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old shards stay
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "shards"]  # no temporary folder
     with pytest.raises(ValueError, match=r"src_002\.png"):
-        write_shards(crops, tmp_path / "c", tmp_path / "fresh", SETTINGS, SIZE, seed=0)
+        pack(crops, tmp_path / "c", tmp_path / "fresh")
     assert not (tmp_path / "fresh").exists()
 
 
@@ -213,7 +220,7 @@ def test_a_grey_crop_is_packed_as_rgb(tmp_path):
         tmp_path / "c/crops/src_001.png"
     )
     keep_all = dataclasses.replace(SETTINGS, holdout_fraction=0.0)
-    write_shards(crops, tmp_path / "c", tmp_path / "s", keep_all, SIZE, seed=0)
+    pack(crops, tmp_path / "c", tmp_path / "s", settings=keep_all)
     images = load_split(tmp_path / "s", "train")
     assert (images[1] == 77).all() and torch.equal(
         images[0], torch.from_numpy(crop_pixels(0)).permute(2, 0, 1)
@@ -260,7 +267,7 @@ def test_shards_stage_packs_accepted_crops_less_exclusions(tmp_path):
         tmp_path / "decisions.parquet",
         rejects_table=tmp_path / "rejects.parquet",
         exclusions=tmp_path / "exclusions.txt",
-        crops_root=tmp_path / "c",
+        crops_dir=tmp_path / "c" / "crops",
         out_dir=tmp_path / "shards",
         settings=SETTINGS,
         image_size=SIZE,

@@ -71,7 +71,7 @@ def site_profile(workdir: Path, **undo: object) -> Path:
     runtime=1440) to see the preflight stop."""
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     profile["max-threads"] = undo.get("max_threads", 2)
-    for rule in ("train_gan", "train_run"):
+    for rule in ("train_experiment", "train_sweep_run"):
         profile["set-resources"][rule] = {
             **profile["set-resources"][rule],
             "runtime": undo.get("runtime", GPU_MAX_TIME),
@@ -161,7 +161,7 @@ def test_the_preflight_stops_jobs_that_could_never_start(cluster, tmp_path, undo
     assert "PreflightError" in out and "can never start on this cluster" in out, out[-6000:]
     assert stop in out, out[-6000:]
     table = out[out.index("rule  ") :]
-    assert "train_gan" in table and "NEVER" in table and "crops_extract" in table
+    assert "train_experiment" in table and "NEVER" in table and "crops_extract" in table
     assert "Submitted" not in out and not finished_jobs(cluster, tmp_path)
 
 
@@ -171,16 +171,16 @@ def test_the_demo_runs_through_the_slurm_profile_one_job_per_rule(cluster, tmp_p
     write_config(tmp_path, TINY_DEMO, {"experiments": {"demo": {"train": {"steps": 100000}}}})
     profile = site_profile(tmp_path)
     first = start_snakemake(tmp_path, cluster, profile, "results/demo/report.html")
-    cancelled = cancel_when_running(cluster, tmp_path, "train_gan", first)
+    cancelled = cancel_when_running(cluster, tmp_path, "train_experiment", first)
     out = finish(first)
     assert first.returncode != 0, out[-6000:]
     first_run = finished_jobs(cluster, tmp_path)
-    trains = [j for j in first_run if j["rule"] == "train_gan"]
+    trains = [j for j in first_run if j["rule"] == "train_experiment"]
     assert [(j["job_id"], j["state"]) for j in trains] == [(cancelled, "CANCELLED")], out[-6000:]
 
     write_config(tmp_path, TINY_DEMO)
     planned = dry_run(tmp_path, "results/demo/report.html")
-    assert {"train_gan", "report_experiment"} <= set(planned), planned
+    assert {"train_experiment", "report_experiment"} <= set(planned), planned
     run_through_slurm(tmp_path, cluster, "results/demo/report.html", profile=profile)
     assert (tmp_path / "results/demo/report.html").stat().st_size > 10_000
     jobs = finished_jobs(cluster, tmp_path)
@@ -200,14 +200,19 @@ def test_the_demo_runs_through_the_slurm_profile_one_job_per_rule(cluster, tmp_p
         assert job["state"] == "COMPLETED", table
         assert job["partition"] == profile_partition(profile, rule), table
         # rules of 8 threads get the node's 2 CPUs (max-threads), the others 1
-        threaded = rule in {"crops_extract", "train_gan", "evaluate_reference", "evaluate_run"}
+        threaded = rule in {
+            "crops_extract",
+            "train_experiment",
+            "evaluate_reference",
+            "evaluate_experiment",
+        }
         assert int(job["cpus"]) == (2 if threaded else 1), table
         assert int(job["mem_mb"]) <= 6000, table
     # each attempt's own log: the cancelled one's and the rerun's
-    (second,) = [j["job_id"] for j in rerun if j["rule"] == "train_gan"]
-    logs = tmp_path / "logs" / "train_gan"
+    (second,) = [j["job_id"] for j in rerun if j["rule"] == "train_experiment"]
+    logs = tmp_path / "logs" / "train_experiment"
     assert "training on" in (logs / f"demo.slurm-{cancelled}.log").read_text()
-    assert "rule train_gan done" in (logs / f"demo.slurm-{second}.log").read_text()
+    assert "rule train_experiment done" in (logs / f"demo.slurm-{second}.log").read_text()
 
 
 def cancel_when_running(state: Path, workdir: Path, rule: str, proc: subprocess.Popen) -> str:

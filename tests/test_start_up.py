@@ -13,7 +13,7 @@ from tests.conftest import REPO, SCRIPTS, script_imports
 
 HEAVY = ("torch", "torchvision", "matplotlib")
 # jobs that train or measure a model, or draw plots of it: the ones that may import them
-MODEL_RULES = {"train_gan", "evaluate_reference", "evaluate_run", "sweep_compare"}
+MODEL_RULES = {"train_experiment", "evaluate_reference", "evaluate_experiment", "sweep_compare"}
 
 
 def heavy_imports(code: str) -> list[str]:
@@ -44,7 +44,7 @@ def test_a_data_job_imports_no_torch_nor_matplotlib(rule):
 
 
 def test_the_check_sees_torch_where_it_is_imported():
-    assert heavy_imports(script_imports("train_gan")) != []
+    assert heavy_imports(script_imports("train_experiment")) != []
 
 
 def test_what_the_workflow_imports_while_it_loads_needs_none_of_them():

@@ -85,7 +85,7 @@ def test_two_point_sweep_trains_both_compares_and_picks_the_better(demo_copy):
     assert (results / "runs/comparison.png").stat().st_size > 10_000
     page = (results / "report.html").read_text()
     assert all(f'href="runs/{run}/report.html"' in page for run in RUNS)
-    (first, first_end), (second, _) = job_intervals(log, "train_run")
+    (first, first_end), (second, _) = job_intervals(log, "train_sweep_run")
     assert second < first_end  # gpu=2: both trainings at once (threads allowed it too)
     for run in RUNS:  # the shards were not rebuilt: only runs and what follows them ran
         assert (results / "runs" / run / "train/best.pt").exists()
@@ -95,9 +95,9 @@ def test_two_point_sweep_trains_both_compares_and_picks_the_better(demo_copy):
     third = {"experiments": {"demo": {"sweep": {"points": [{"loss": "hinge"}]}}}}
     write_config(demo_copy, TINY_DEMO, GRID, third)
     assert dry_run(demo_copy, "results/demo/report.html") == {
-        "train_run": 1,
+        "train_sweep_run": 1,
         "evaluate_sweep_run": 1,
-        "report_run": 1,
+        "report_sweep_run": 1,
         "sweep_compare": 1,
     }
     # with one GPU the two trainings run one after the other (checkpoints gone: they retrain)
@@ -107,13 +107,13 @@ def test_two_point_sweep_trains_both_compares_and_picks_the_better(demo_copy):
         demo_copy,
         *(f"results/demo/runs/{run}/train/model.pt" for run in RUNS),
         "--forcerun",
-        "train_run",
+        "train_sweep_run",
         "--cores",
         "16",
         "--resources",
         "gpu=1",
     )
-    (a_start, a_end), (b_start, _) = job_intervals(serial.stdout + serial.stderr, "train_run")
+    (a_start, a_end), (b_start, _) = job_intervals(serial.stdout + serial.stderr, "train_sweep_run")
     assert b_start >= a_end
 
 
@@ -135,7 +135,6 @@ def test_best_checkpoint_survives_a_metric_that_gets_worse(tmp_path, monkeypatch
         stats_path=out / "stats.jsonl",
         work_dir=out / "w",
         settings=settings,
-        image_size=32,
         seed=0,
     )
     best = torch.load(out / "best.pt", weights_only=True)
@@ -150,11 +149,11 @@ def test_best_checkpoint_survives_a_metric_that_gets_worse(tmp_path, monkeypatch
 def test_evaluation_uses_the_best_checkpoint_unless_told_otherwise(tmp_path):
     write_config(tmp_path)
     proc = snakemake(tmp_path, "-n", "results/demo/samples.png")
-    job = proc.stdout.split("rule evaluate_run:", 1)[1].split("\n\n", 1)[0]
+    job = proc.stdout.split("rule evaluate_experiment:", 1)[1].split("\n\n", 1)[0]
     assert "results/demo/train/best.pt" in job
     write_config(tmp_path, {"experiments": {"demo": {"evaluate": {"checkpoint": "last"}}}})
     proc = snakemake(tmp_path, "-n", "results/demo/samples.png")
-    job = proc.stdout.split("rule evaluate_run:", 1)[1].split("\n\n", 1)[0]
+    job = proc.stdout.split("rule evaluate_experiment:", 1)[1].split("\n\n", 1)[0]
     assert "results/demo/train/model.pt" in job and "best.pt" not in job
 
 
@@ -183,7 +182,7 @@ def test_cluster_profiles_plan_the_demo_with_gpus_for_training(tmp_path, profile
         tmp_path, "--profile", str(REPO / "profiles" / profile), "-n", "results/demo/report.html"
     )
     jobs = re.split(r"\n(?=\[\w{3} \w{3} )", proc.stdout)  # one chunk per planned job
-    train_jobs = [j for j in jobs if "rule train_run:" in j]
+    train_jobs = [j for j in jobs if "rule train_sweep_run:" in j]
     assert len(train_jobs) == 2 and all("gpu=1" in j for j in train_jobs)
     if profile == "slurm":
         assert all("slurm_partition=gpu" in j for j in train_jobs)
@@ -209,7 +208,7 @@ def test_cpu_only_is_one_switch_for_every_experiment_and_run(tmp_path):
     (site / "config.yaml").write_text(text.replace("cpu_only=False", "cpu_only=True"))
     proc = snakemake(tmp_path, "--profile", str(site), "-n", "results/demo/report.html")
     jobs = re.split(r"\n(?=\[\w{3} \w{3} )", proc.stdout)
-    train_jobs = [j for j in jobs if "rule train_run:" in j]
+    train_jobs = [j for j in jobs if "rule train_sweep_run:" in j]
     assert len(train_jobs) == 2 and all("gpu=0" in j for j in train_jobs), proc.stdout[-3000:]
     assert all("mem_mb=1500," in j for j in train_jobs)  # one process at the demo's 32 px
 

@@ -35,7 +35,15 @@ def data(count: int = 24, seed: int = 0) -> torch.Tensor:
 
 def make(settings: TrainSettings = BASE, labels=None, classes=None, images=None) -> Trainer:
     images = data() if images is None else images
-    return Trainer(settings, images, SIZE, 5, torch.device("cpu"), labels=labels, classes=classes)
+    return Trainer(
+        settings,
+        images=images,
+        image_size=SIZE,
+        seed=5,
+        device=torch.device("cpu"),
+        labels=labels,
+        classes=classes,
+    )
 
 
 @dataclass

@@ -70,7 +70,7 @@ def assert_red_squares(tmp_path: Path, frame: pd.DataFrame) -> None:
     assert rejects.empty, rejects["detail"].tolist()
     assert len(crops) == len(SIZES)
     for rel in crops["path"]:
-        assert abs(read_png(tmp_path / "crops" / rel) - RED).max() <= 12
+        assert abs(read_png(tmp_path / "crops" / "crops" / rel) - RED).max() <= 12
 
 
 def test_absolute_file_names_are_read_where_they_are(tmp_path):
@@ -166,7 +166,8 @@ def test_sizes_images_replaces_the_stored_size_an_export_wrote(tmp_path):
     assert (frame.loc[0, "image_width"], frame.loc[0, "image_height"]) == (600, 400)
     crops, rejects = run_crops(tmp_path, frame.to_dict("records"), CROPS, name="read")
     assert (
-        rejects.empty and abs(read_png(tmp_path / "read" / crops.loc[0, "path"]) - RED).max() <= 12
+        rejects.empty
+        and abs(read_png(tmp_path / "read" / "crops" / crops.loc[0, "path"]) - RED).max() <= 12
     )
 
 

@@ -34,9 +34,15 @@ DATA_STAGES = {
     "filters_apply",
     "shards_write",
 }
-EVALUATION = {"train_gan", "evaluate_reference", "evaluate_run"}
+EVALUATION = {"train_experiment", "evaluate_reference", "evaluate_experiment"}
 DOWNSTREAM_OF_CROPS = {"crops_extract", "filters_apply", "shards_write"} | EVALUATION
-SWEEP = {"evaluate_reference", "train_run", "evaluate_sweep_run", "report_run", "sweep_compare"}
+SWEEP = {
+    "evaluate_reference",
+    "train_sweep_run",
+    "evaluate_sweep_run",
+    "report_sweep_run",
+    "sweep_compare",
+}
 EXPECTED_PLANS = {
     "demo": DATA_STAGES | EVALUATION,
     "proxy64": DATA_STAGES | EVALUATION,
@@ -62,7 +68,7 @@ def test_dry_run_plans_every_declared_experiment(tmp_path, exp):
     write_config(tmp_path)
     jobs = dry_run(tmp_path, f"results/{exp}/samples.png")
     assert set(jobs) == EXPECTED_PLANS[exp]
-    runs = {"train_run", "evaluate_sweep_run", "report_run"}
+    runs = {"train_sweep_run", "evaluate_sweep_run", "report_sweep_run"}
     assert all(count == (4 if rule in runs else 1) for rule, count in jobs.items())
 
 
@@ -127,7 +133,9 @@ def test_every_result_records_provenance_and_logs(demo_run):
     rules = {p.name.removesuffix(".provenance.json") for p in records}
     assert rules == (DATA_STAGES - {"synthetic_dataset"}) | EVALUATION | {"report_experiment"}
     assert (demo_run / "results/report_index.provenance.json").exists()
-    train = json.loads((demo_run / "results/demo/train/train_gan.provenance.json").read_text())
+    train = json.loads(
+        (demo_run / "results/demo/train/train_experiment.provenance.json").read_text()
+    )
     assert train["seed"] == 0 and train["params"]["train"]["steps"] == 30
     assert train["experiment_config"]["image_size"] == 32
     assert train["versions"]["torch"] == importlib.metadata.version("torch")
@@ -150,7 +158,10 @@ def test_crop_size_change_reruns_exactly_crops_and_after(demo_copy):
     after_filters = {"filters_apply", "shards_write"} | EVALUATION
     assert set(dry_run(demo_copy, "results/demo/samples.png")) == after_filters
     write_config(demo_copy, TINY_DEMO, {"experiments": {"demo": {"train": {"lr_d": 1e-4}}}})
-    assert set(dry_run(demo_copy, "results/demo/samples.png")) == {"train_gan", "evaluate_run"}
+    assert set(dry_run(demo_copy, "results/demo/samples.png")) == {
+        "train_experiment",
+        "evaluate_experiment",
+    }
 
 
 def test_exclusions_rerun_only_shards_and_after_and_leave_the_shards(demo_copy):
@@ -219,7 +230,7 @@ def test_killed_training_resumes_from_checkpoint(demo_copy):
     )
     snakemake(demo_copy, "--unlock")
     snakemake(demo_copy, "--cores", "2", "--rerun-incomplete", "results/demo/train/model.pt")
-    log = (demo_copy / "logs/train_gan/demo.log").read_text()
+    log = (demo_copy / "logs/train_experiment/demo.log").read_text()
     assert f"at step {killed_at}" in log and "resumed" in log
     final = torch.load(train_dir / "model.pt", weights_only=True)
     assert final["step"] == killed_at + 10

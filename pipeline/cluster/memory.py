@@ -5,9 +5,9 @@ creature crops, the schema's networks: 64 wide, batch 64, on CPU), in MB:
 
 | rule | 64 px | 128 px |
 |---|---|---|
-| train_gan (one process) | 1188 | 2209 |
+| train_experiment (one process) | 1188 | 2209 |
 | evaluate_reference | 1096 | 1894 |
-| evaluate_run | 1475 | 1775 |
+| evaluate_experiment | 1475 | 1775 |
 
 Between and beyond the measured sizes the peak is taken as linear in the pixels of one image (the
 networks' activations grow with them); a job asks 1.5 times it, rounded up to 500 MB, and a
@@ -27,7 +27,7 @@ from pathlib import Path
 MEASURED_MB = {  # rule -> (peak at 64 px, peak at 128 px)
     "train": (1188, 2209),
     "evaluate_reference": (1096, 1894),
-    "evaluate_run": (1475, 1775),
+    "evaluate_experiment": (1475, 1775),
 }
 MARGIN = 1.5
 STEP_MB = 500

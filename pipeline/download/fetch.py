@@ -27,6 +27,7 @@ import requests
 
 from pipeline.download.images import decode_error, image_damage, move_aside
 from pipeline.io import file_digest
+from pipeline.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 # Smaller than 1 MiB on purpose: when a connection drops, the bytes of the chunk being read are
@@ -38,14 +39,15 @@ OnBytes = Callable[[int], None]
 
 
 @dataclass(frozen=True)
+@schema_defaults("#/properties/download", code_only=("backoff", "allowed_hosts"))
 class DownloadSettings:
-    workers: int = 8  # threads in total
-    per_host: int = 4  # concurrent connections per host
-    retries: int = 4  # attempts after the first
+    workers: int  # threads in total
+    per_host: int  # concurrent connections per host
+    retries: int  # attempts after the first
     backoff: float = 0.5  # seconds before retry k (from 0): backoff * 2**k, at most MAX_WAIT
-    timeout: float = 30.0  # connect and read timeout per request (seconds)
-    max_failure_fraction: float = 0.02  # fetch_all raises DownloadError above this
-    allowed_schemes: tuple[str, ...] = ("http", "https")
+    timeout: float  # connect and read timeout per request (seconds)
+    max_failure_fraction: float  # fetch_all raises DownloadError above this
+    allowed_schemes: tuple[str, ...]
     allowed_hosts: tuple[str, ...] = ()  # empty: any host
 
 

@@ -1,7 +1,7 @@
 """Train from the command line, e.g. on several GPUs with torchrun:
 
     torchrun --nproc_per_node=2 -m pipeline.gan --shards results/demo/shards --out results/demo/train \\
-        --settings train.json --image-size 32 --seed 0
+        --settings train.json --seed 0
 
 `--settings` is a JSON or YAML file of the experiment's `train:` block (defaults as in the schema).
 The arguments make a `TrainJob`, trained by `pipeline.gan.train.train_job` as the train rule's is.
@@ -38,7 +38,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--work-dir", type=Path, help="checkpoints (default OUT/checkpoints)")
     parser.add_argument("--settings", type=Path, help="JSON or YAML of train settings")
-    parser.add_argument("--image-size", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -64,7 +63,6 @@ def job_from(args: argparse.Namespace) -> TrainJob:
         stats_path=args.stats or args.out / "stats.jsonl",
         work_dir=args.work_dir or args.out / "checkpoints",
         settings=from_dict(TrainSettings, values),
-        image_size=args.image_size,
         seed=args.seed,
         threads=args.threads,
         evals_path=args.evals or (args.out / "evals.jsonl" if args.out else None),

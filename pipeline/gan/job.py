@@ -24,7 +24,6 @@ class TrainJob:
     stats_path: Path  # the training log, one JSON line per `log_every` steps
     work_dir: Path  # checkpoint.pt, running logs, samples/, best.pt while training
     settings: TrainSettings
-    image_size: int
     seed: int = 0
     threads: int = 1
     evals_path: Path | None = None  # SWD during training; default evals.jsonl beside the stats
@@ -75,6 +74,6 @@ class TrainJob:
             "--best", str(self.best_path), "--progress", str(self.progress_path),
             "--work-dir", str(self.work_dir),
             "--settings", str(settings_file),
-            "--image-size", str(self.image_size), "--seed", str(self.seed),
+            "--seed", str(self.seed),
             "--threads", str(self.threads),
         ]  # fmt: skip

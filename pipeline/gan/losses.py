@@ -9,7 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pipeline.schema import EXPERIMENT, check_choices
+
 LOSSES = ("bce", "hinge", "lsgan", "wgan-gp")
+check_choices(f"{EXPERIMENT}/train", "loss", LOSSES)  # the config offers exactly these
 
 
 def d_loss(

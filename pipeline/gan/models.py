@@ -20,17 +20,24 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from pipeline.schema import EXPERIMENT, schema_defaults
+
 
 @dataclass(frozen=True)
+@schema_defaults(
+    f"{EXPERIMENT}/train", code_only=("image_size", "channels", "n_classes"), partial=True
+)
 class ModelConfig:
+    """The networks' shape; the fields that are train settings default as the config does."""
+
     image_size: int = 64
-    nz: int = 100
-    ngf: int = 64
-    ndf: int = 64
+    nz: int
+    ngf: int
+    ndf: int
     channels: int = 3
-    d_norm: str = "batch"  # batch, spectral (SN-GAN: no batch norm) or none (for WGAN-GP)
-    minibatch_std: bool = False  # D sees the batch's spread (Karras et al. 2018): fights collapse
-    kernel: int = 4  # 4 (pytorch/examples) or 5 (the paper's code)
+    d_norm: str  # batch, spectral (SN-GAN: no batch norm) or none (for WGAN-GP)
+    minibatch_std: bool  # D sees the batch's spread (Karras et al. 2018): fights collapse
+    kernel: int  # 4 (pytorch/examples) or 5 (the paper's code)
     n_classes: int = 0  # > 0: conditional G and projection D
 
     @property

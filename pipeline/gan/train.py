@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -62,7 +62,6 @@ def train(
     stats_path: Path,
     work_dir: Path,
     settings: TrainSettings,
-    image_size: int,
     seed: int,
     threads: int = 1,
     evals_path: Path | None = None,
@@ -70,8 +69,8 @@ def train(
 ) -> Trainer | None:
     """`train_job` of the `TrainJob` these arguments describe."""
     job = TrainJob(
-        shards_dir, model_path, stats_path, work_dir, settings, image_size, seed, threads,
-        evals_path, best_path,
+        shards_dir, model_path, stats_path, work_dir, settings, seed, threads, evals_path,
+        best_path,
     )  # fmt: skip
     return train_job(job)
 
@@ -99,20 +98,30 @@ def train_job(job: TrainJob) -> Trainer | None:
 def _train(job: TrainJob, ranks: Ranks, ddp_device) -> Trainer:
     settings = job.settings
     device = ddp_device or select_device(settings.device)
-    manifest, images, labels, classes = load_data(job)
+    data = load_data(job)
     log.info(
         "training on %d crops of %d px on %s: %s",
-        len(images),
-        job.image_size,
+        len(data.images),
+        data.image_size,
         device,
         asdict(settings),
     )
-    trainer = Trainer(settings, images, job.image_size, job.seed, device, ranks, labels, classes)
-    run_id = run_fingerprint(settings, manifest, job.seed)
+    trainer = Trainer(
+        settings,
+        images=data.images,
+        image_size=data.image_size,
+        seed=job.seed,
+        device=device,
+        ranks=ranks,
+        labels=data.labels,
+        classes=data.classes,
+    )
+    run_id = run_fingerprint(settings, data.manifest, job.seed)
     resumed = resume(trainer, job, run_id)
     probe = None
     if ranks.main and settings.eval_every:
-        probe = QualityProbe(load_split(job.shards_dir, "holdout"), images, settings, job.seed)
+        holdout = load_split(job.shards_dir, "holdout")
+        probe = QualityProbe(holdout, data.images, settings, job.seed)
     keeper = BestKeeper(job.running_best, run_id, resumed) if ranks.main else None
     _loop(trainer, job, run_id, probe, keeper)
     if ranks.world > 1:
@@ -123,17 +132,25 @@ def _train(job: TrainJob, ranks: Ranks, ddp_device) -> Trainer:
     return trainer
 
 
-def load_data(
-    job: TrainJob,
-) -> tuple[dict, torch.Tensor, torch.Tensor | None, list[str] | None]:
-    """The manifest, the training crops, and their class labels and names (None, None when the
-    run is unconditional)."""
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run trains on: the shards' manifest, the training crops, and their class labels
+    and names (None when the run is unconditional)."""
+
+    manifest: dict
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    classes: list[str] | None = None
+
+    @property
+    def image_size(self) -> int:
+        """The side of the crops, as the shards were written: the networks are built for it."""
+        return int(self.manifest["image_size"])
+
+
+def load_data(job: TrainJob) -> TrainingData:
     settings, shards_dir = job.settings, job.shards_dir
     manifest = read_manifest(shards_dir)
-    if manifest["image_size"] != job.image_size:
-        raise ValueError(
-            f"{shards_dir}: shards are {manifest['image_size']} px, run wants {job.image_size}"
-        )
     images = load_split(shards_dir, "train")
     labels, classes = None, None
     if settings.condition != "none":
@@ -145,7 +162,7 @@ def load_data(
                 settings.condition,
                 classes,
             )
-    return manifest, images, labels, classes
+    return TrainingData(manifest, images, labels, classes)
 
 
 def resume(trainer: Trainer, job: TrainJob, run_id: str) -> bool:

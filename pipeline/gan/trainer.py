@@ -53,6 +53,7 @@ class Trainer:
     def __init__(
         self,
         settings: TrainSettings,
+        *,
         images: torch.Tensor,
         image_size: int,
         seed: int,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,7 @@ from pipeline.boxes import normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, hosts_of
 from pipeline.local import local_file
 from pipeline.records import rejects_frame
+from pipeline.schema import SOURCES, schema_defaults
 
 log = logging.getLogger(__name__)
 PARTITIONS = {0: "train", 1: "valid", 2: "test"}
@@ -29,30 +30,16 @@ ARCHIVE = "img_align_celeba.zip"
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{SOURCES}/celeba")
 class CelebASettings:
-    url_template: str = "https://drive.google.com/uc?export=download&id={drive_id}"
-    local_dir: str | None = None
-    files: dict = field(
-        default_factory=lambda: {
-            "img_align_celeba.zip": {
-                "drive_id": "0B7EVK8r0v71pZjFTYXZWM3FlRnM",
-                "md5": "00d2c5bc6d35e252742224ab0c1e8fcb",
-            },
-            "list_attr_celeba.txt": {
-                "drive_id": "0B7EVK8r0v71pblRyaVFSWGxPY0U",
-                "md5": "75e246fa4810816ffd6ee81facbd244c",
-            },
-            "list_eval_partition.txt": {
-                "drive_id": "0B7EVK8r0v71pY0NSMzRuSXJEVkk",
-                "md5": "d32c9cbf5e040fd4025c592c306e6668",
-            },
-        }
-    )
-    center_crop: int = 108
-    attributes: dict = field(default_factory=dict)
-    partitions: tuple[str, ...] = ("train", "valid", "test")
-    max_images: int | None = None
-    exif: str = "apply"  # boxes refer to the image as displayed (apply) or stored
+    url_template: str
+    local_dir: str | None
+    files: dict
+    center_crop: int
+    attributes: dict
+    partitions: tuple[str, ...]
+    max_images: int | None
+    exif: str  # boxes refer to the image as displayed (apply) or stored
 
 
 class CelebAFormatError(ValueError):

@@ -19,6 +19,7 @@ from pipeline.archive import safe_extract
 from pipeline.boxes import canonical_category, normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_unless_local
 from pipeline.records import BadRecordSettings, RecordRejects
+from pipeline.schema import SOURCES, schema_defaults
 from pipeline.sources.coco_records import (  # noqa: F401 (the reader's API, used by tests)
     DOWNLOADED,
     CocoFormatError,
@@ -33,15 +34,14 @@ DEFAULT_BAD_RECORDS = BadRecordSettings()
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{SOURCES}/coco")
 class CocoSettings:
-    annotations_url: str = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
-    annotations_sha256: str | None = (
-        "113a836d90195ee1f884e704da6304dfaaecff1f023f49b6ca93c4aaae470268"
-    )
-    image_base_url: str = "http://images.cocodataset.org"
-    splits: tuple[str, ...] = ("train2017", "val2017")
-    local_dir: str | None = None
-    exif: str = "ignore"  # boxes refer to the image as displayed (apply) or stored
+    annotations_url: str
+    annotations_sha256: str | None
+    image_base_url: str
+    splits: tuple[str, ...]
+    local_dir: str | None
+    exif: str  # boxes refer to the image as displayed (apply) or stored
 
 
 def read_boxes(

@@ -24,19 +24,21 @@ import pandas as pd
 
 from pipeline.boxes import normalise
 from pipeline.records import BadRecordSettings, RecordRejects
+from pipeline.schema import schema_defaults
 from pipeline.sources.coco import read_boxes
 from pipeline.sources.coco_records import user_dataset
 from pipeline.user_paths import annotation_list
 
 
 @dataclass(frozen=True)
+@schema_defaults("#/$defs/coco_format", code_only=("format", "annotations"))
 class CocoFormatSettings:
     format: str = "coco"
     annotations: tuple[str, ...] | str = ()
-    images: str | None = None
-    split: str = "train"
-    exif: str = "apply"  # boxes refer to the image as displayed (apply) or stored
-    sizes: str = "annotations"  # or images: always read each image's size from its header
+    images: str | None
+    split: str
+    exif: str  # boxes refer to the image as displayed (apply) or stored
+    sizes: str  # or images: always read each image's size from its header
 
 
 def annotation_files(settings: CocoFormatSettings) -> list[Path]:

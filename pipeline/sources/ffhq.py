@@ -22,6 +22,7 @@ from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_all, h
 from pipeline.local import local_file
 from pipeline.local import problem as local_problem
 from pipeline.records import RecordRejects
+from pipeline.schema import SOURCES, schema_defaults
 
 log = logging.getLogger(__name__)
 TRAIN_IMAGES = 60_000
@@ -29,16 +30,15 @@ METADATA = "ffhq-dataset-v2.json"
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{SOURCES}/ffhq")
 class FFHQSettings:
-    metadata_url: str = (
-        "https://drive.google.com/uc?export=download&id=16N0RV4fHI6joBuKbQAoG34V_cQk7vxSA"
-    )
-    metadata_md5: str | None = "425ae20f06a4da1d4dc0f46d40ba5fd6"
-    local_dir: str | None = None
-    resolution: str = "thumbnail"
-    allowed_hosts: tuple[str, ...] = ("drive.google.com", "drive.usercontent.google.com")
-    max_images: int | None = None
-    exif: str = "apply"  # boxes refer to the image as displayed (apply) or stored
+    metadata_url: str
+    metadata_md5: str | None
+    local_dir: str | None
+    resolution: str
+    allowed_hosts: tuple[str, ...]
+    max_images: int | None
+    exif: str  # boxes refer to the image as displayed (apply) or stored
 
 
 class FFHQFormatError(ValueError):

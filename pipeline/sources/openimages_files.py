@@ -3,35 +3,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.archive import safe_join
+from pipeline.schema import SOURCES, schema_defaults
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{SOURCES}/openimages")
 class OpenImagesSettings:
-    base_url: str = "https://storage.googleapis.com/openimages"
-    classes_file: str = "v7/oidv7-class-descriptions-boxable.csv"
-    boxes_files: dict = field(
-        default_factory=lambda: {
-            "train": "v6/oidv6-train-annotations-bbox.csv",
-            "validation": "v5/validation-annotations-bbox.csv",
-            "test": "v5/test-annotations-bbox.csv",
-        }
-    )
-    images_files: dict = field(
-        default_factory=lambda: {
-            "train": "2018_04/train/train-images-boxable-with-rotation.csv",
-            "validation": "2018_04/validation/validation-images-with-rotation.csv",
-            "test": "2018_04/test/test-images-with-rotation.csv",
-        }
-    )
-    splits: tuple[str, ...] = ("train", "validation", "test")
-    image_base_url: str = "https://open-images-dataset.s3.amazonaws.com"
-    local_dir: str | None = None
-    chunk_rows: int = 250_000
-    exif: str = "ignore"  # boxes refer to the image as displayed (apply) or stored
+    base_url: str
+    classes_file: str
+    boxes_files: dict
+    images_files: dict
+    splits: tuple[str, ...]
+    image_base_url: str
+    local_dir: str | None
+    chunk_rows: int
+    exif: str  # boxes refer to the image as displayed (apply) or stored
 
 
 def metadata_relpaths(settings: OpenImagesSettings) -> dict[str, str]:

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline.io import write_bytes, write_json
 from pipeline.progress import progress
+from pipeline.schema import schema_defaults
 from pipeline.sources import synthetic_creatures
 from pipeline.sources.synthetic_drawing import SUPERSAMPLE, Shape, background
 
@@ -26,16 +27,17 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+@schema_defaults("#/$defs/synthetic")
 class SyntheticSettings:
-    format: str = "synthetic"  # what a named dataset of this kind says it is
-    seed: int = 7
-    num_images: int = 1000
-    categories: tuple[str, ...] = ("disc", "square", "triangle")
-    min_side: int = 192
-    max_side: int = 640
-    max_objects: int = 4
-    jpeg_quality: int = 92
-    exif: str = "apply"  # boxes refer to the image as displayed (apply) or stored
+    format: str  # what a named dataset of this kind says it is
+    seed: int
+    num_images: int
+    categories: tuple[str, ...]
+    min_side: int
+    max_side: int
+    max_objects: int
+    jpeg_quality: int
+    exif: str  # boxes refer to the image as displayed (apply) or stored
 
 
 CATEGORY_IDS = {"disc": 1, "square": 2, "triangle": 3, "creature": 4}

@@ -21,21 +21,23 @@ from pipeline.archive import safe_extract, safe_join
 from pipeline.boxes import canonical_category, normalise
 from pipeline.download import DownloadJob, DownloadSettings, fetch, fetch_unless_local, hosts_of
 from pipeline.records import rejects_frame
+from pipeline.schema import SOURCES, schema_defaults
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+@schema_defaults(f"{SOURCES}/visual_genome")
 class VisualGenomeSettings:
-    base_url: str = "https://homes.cs.washington.edu/~ranjay/visualgenome/data/dataset"
-    objects_file: str = "objects.json.zip"
-    image_data_file: str = "image_data.json.zip"
-    image_url_prefix: str = "https://cs.stanford.edu/people/rak248"
-    image_base_url: str = "https://cs.stanford.edu/people/rak248"
-    local_dir: str | None = None
-    coco_wins: bool = True
-    dedupe_iou: float = 0.7
-    exif: str = "ignore"  # boxes refer to the image as displayed (apply) or stored
+    base_url: str
+    objects_file: str
+    image_data_file: str
+    image_url_prefix: str
+    image_base_url: str
+    local_dir: str | None
+    coco_wins: bool
+    dedupe_iou: float
+    exif: str  # boxes refer to the image as displayed (apply) or stored
 
 
 class VisualGenomeFormatError(ValueError):

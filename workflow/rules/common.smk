@@ -220,11 +220,6 @@ def failures_list(rule_name):
     return f"logs/{rule_name}/{{exp}}.failures.tsv"
 
 
-def crops_root(wildcards, input):
-    """The folder the crops table's paths are relative to: the one holding crops/ (results/{exp})."""
-    return str(Path(input.crops_dir).parent)
-
-
 def openimages_metadata_files(root):
     settings = from_dict(OpenImagesSettings, source_config("openimages"))
     return list(metadata_files(settings, Path(root) / "metadata").values())

@@ -23,7 +23,6 @@ rule curate_dataset:
     params:
         name=lambda wildcards: f"{config['curate']['dataset_prefix']}-{wildcards.exp}",
         tag=config["curate"]["tag"],
-        crops_root=crops_root,
     script:
         "../scripts/curate_dataset.py"
 

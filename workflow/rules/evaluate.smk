@@ -25,37 +25,37 @@ rule evaluate_reference:
         "../scripts/evaluate_reference.py"
 
 
-rule evaluate_run:
+rule evaluate_experiment:
     input:
         model=evaluated_model,
-        stats=rules.train_gan.output.stats,
-        evals=rules.train_gan.output.evals,
+        stats=rules.train_experiment.output.stats,
+        evals=rules.train_experiment.output.evals,
         shards=rules.shards_write.output.shards,
         reference=rules.evaluate_reference.output.features,
     output:
         **eval_outputs("results/{exp}"),
     log:
-        "logs/evaluate_run/{exp}.log",
+        "logs/evaluate_experiment/{exp}.log",
     benchmark:
-        "logs/evaluate_run/{exp}.benchmark.tsv"
+        "logs/evaluate_experiment/{exp}.benchmark.tsv"
     wildcard_constraints:
         exp=one_of(PLAIN),
     conda:
         ENV
     threads: MAX_THREADS
     resources:
-        mem_mb=measured_mem_mb("evaluate_run"),
+        mem_mb=measured_mem_mb("evaluate_experiment"),
     params:
         evaluate=exp_setting("evaluate"),
         seed=exp_setting("seed"),
     script:
-        "../scripts/evaluate_run.py"
+        "../scripts/evaluate_experiment.py"
 
 
 rule report_experiment:
     input:
         # metrics and each figure of the report, by name (pipeline/layout.py)
-        **report_inputs(rules.evaluate_run.output, rules.train_gan.output),
+        **report_inputs(rules.evaluate_experiment.output, rules.train_experiment.output),
     output:
         report="results/{exp}/report.html",
     log:

@@ -21,6 +21,5 @@ rule filters_apply:
         mem_mb=1000,
     params:
         filters=exp_setting("filters"),
-        crops_root=crops_root,
     script:
         "../scripts/filters_apply.py"

@@ -22,6 +22,5 @@ rule shards_write:
         shards=exp_setting("shards"),
         image_size=exp_setting("image_size"),
         seed=exp_setting("seed"),
-        crops_root=crops_root,
     script:
         "../scripts/shards_write.py"

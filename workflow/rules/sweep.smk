@@ -4,7 +4,7 @@
 
 
 # One run of a sweep: the same job on the experiment's shards, with the run's train settings.
-use rule train_gan as train_run with:
+use rule train_experiment as train_sweep_run with:
     output:
         model="results/{exp}/runs/{run}/train/model.pt",
         stats="results/{exp}/runs/{run}/train/stats.jsonl",
@@ -12,16 +12,16 @@ use rule train_gan as train_run with:
         progress="results/{exp}/runs/{run}/train/progress.gif",
         best="results/{exp}/runs/{run}/train/best.pt",
     log:
-        "logs/train_run/{exp}/{run}.log",
+        "logs/train_sweep_run/{exp}/{run}.log",
     benchmark:
-        "logs/train_run/{exp}/{run}.benchmark.tsv"
+        "logs/train_sweep_run/{exp}/{run}.benchmark.tsv"
 
 
-use rule evaluate_run as evaluate_sweep_run with:
+use rule evaluate_experiment as evaluate_sweep_run with:
     input:
         model=evaluated_model,
-        stats=rules.train_run.output.stats,
-        evals=rules.train_run.output.evals,
+        stats=rules.train_sweep_run.output.stats,
+        evals=rules.train_sweep_run.output.evals,
         shards=rules.shards_write.output.shards,
         reference=rules.evaluate_reference.output.features,
     output:
@@ -34,15 +34,15 @@ use rule evaluate_run as evaluate_sweep_run with:
         exp=one_of(SWEPT),
 
 
-use rule report_experiment as report_run with:
+use rule report_experiment as report_sweep_run with:
     input:
-        **report_inputs(rules.evaluate_sweep_run.output, rules.train_run.output),
+        **report_inputs(rules.evaluate_sweep_run.output, rules.train_sweep_run.output),
     output:
         report="results/{exp}/runs/{run}/report.html",
     log:
-        "logs/report_run/{exp}/{run}.log",
+        "logs/report_sweep_run/{exp}/{run}.log",
     benchmark:
-        "logs/report_run/{exp}/{run}.benchmark.tsv"
+        "logs/report_sweep_run/{exp}/{run}.benchmark.tsv"
     wildcard_constraints:
         exp=one_of(SWEPT),
 

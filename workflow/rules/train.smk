@@ -5,7 +5,7 @@
 # lowest SWD measured during training (model selection), model.pt the last.
 
 
-rule train_gan:
+rule train_experiment:
     input:
         shards=rules.shards_write.output.shards,
     output:
@@ -15,9 +15,9 @@ rule train_gan:
         progress="results/{exp}/train/progress.gif",
         best="results/{exp}/train/best.pt",
     log:
-        "logs/train_gan/{exp}.log",
+        "logs/train_experiment/{exp}.log",
     benchmark:
-        "logs/train_gan/{exp}.benchmark.tsv"
+        "logs/train_experiment/{exp}.benchmark.tsv"
     conda:
         ENV
     threads: MAX_THREADS
@@ -30,4 +30,4 @@ rule train_gan:
         train=train_settings,
         seed=exp_setting("seed"),
     script:
-        "../scripts/train_gan.py"
+        "../scripts/train_experiment.py"

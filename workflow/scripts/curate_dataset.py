@@ -9,7 +9,7 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
     exclusions = list(smk.input.exclusions)  # an optional input: none or one file
     curate.build_dataset(
         Path(smk.input.decisions),
-        crops_root=Path(smk.params.crops_root),
+        crops_dir=Path(smk.input.crops_dir),
         name=smk.params.name,
         exclusions=Path(exclusions[0]) if exclusions else None,
         tag=smk.params.tag,

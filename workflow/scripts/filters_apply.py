@@ -10,7 +10,7 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
     filters.apply_filters(
         Path(smk.input.crops),
         boxes_table=Path(smk.input.boxes),
-        crops_root=Path(smk.params.crops_root),
+        crops_dir=Path(smk.input.crops_dir),
         decisions_out=Path(smk.output.decisions),
         sheets_dir=Path(smk.output.sheets),
         settings=from_dict(filters.FilterSettings, smk.params.filters),

@@ -1,4 +1,4 @@
-"""report_experiment (rules/evaluate.smk; its sweep twin report_run): one self-contained HTML
+"""report_experiment (rules/evaluate.smk; its sweep twin report_sweep_run): one self-contained HTML
 page of an experiment's result."""
 
 from pathlib import Path

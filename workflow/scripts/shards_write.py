@@ -13,7 +13,7 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
         Path(smk.input.decisions),
         rejects_table=Path(smk.input.rejects),
         exclusions=Path(exclusions[0]) if exclusions else None,
-        crops_root=Path(smk.params.crops_root),
+        crops_dir=Path(smk.input.crops_dir),
         out_dir=Path(smk.output.shards),
         settings=from_dict(ShardSettings, smk.params.shards),
         image_size=smk.params.image_size,

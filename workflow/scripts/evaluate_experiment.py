@@ -1,4 +1,4 @@
-"""evaluate_run (rules/evaluate.smk; its sweep twin evaluate_sweep_run): samples, metrics and figures
+"""evaluate_experiment (rules/evaluate.smk; its sweep twin evaluate_sweep_run): samples, metrics and figures
 of a trained model."""
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""train_gan (rules/train.smk; its sweep twin train_run): train the GAN on the shards, on the
+"""train_experiment (rules/train.smk; its sweep twin train_sweep_run): train the GAN on the shards, on the
 GPUs this job owns (torchrun with more than one)."""
 
 from pathlib import Path
@@ -7,7 +7,6 @@ from pipeline.config import TrainSettings, from_dict
 from pipeline.gan import devices, train
 from pipeline.gan.job import TrainJob
 from pipeline.job_context import job_context
-from pipeline.shards import read_manifest
 
 with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive defines it)
     job = TrainJob(
@@ -16,7 +15,6 @@ with job_context(snakemake) as smk:  # noqa: F821 (Snakemake's script directive 
         stats_path=Path(smk.output.stats),
         work_dir=Path(smk.output.model).parent / "checkpoints",  # kept when the job fails
         settings=from_dict(TrainSettings, smk.params.train),
-        image_size=read_manifest(smk.input.shards)["image_size"],  # the data's own
         seed=smk.params.seed,
         threads=smk.threads,
         evals_path=Path(smk.output.evals),
