@@ -247,7 +247,7 @@ def check_crops(
         assert row.category == wanted[row.box_id][1].lower()
         regions[row.box_id] = region(dataset, file_name, matching_box(dataset, file_name, row))
     for row in crops.itertuples():
-        png = results / row.path
+        png = results / "crops" / row.path
         assert png.is_file(), f"{row.box_id}: no crop at {png}"
         with Image.open(png) as image:
             assert image.size == (IMAGE_SIZE, IMAGE_SIZE)
