@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -113,11 +115,23 @@ def dry_run(workdir: Path, *targets: str) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
-    """A workdir where the tiny demo has run end to end (shared by the workflow tests: read only)."""
-    workdir = tmp_path_factory.mktemp("demo")
-    write_config(workdir, TINY_DEMO)
-    snakemake(workdir, "--cores", "2", "results/demo/report.html")
-    snakemake(workdir, "--cores", "1", "results/index.html")  # compares what is evaluated
+    """A workdir where the tiny demo has run end to end (shared by the workflow tests: read only).
+
+    Built once per session: under pytest-xdist the first worker that needs it builds it in the
+    session's folder (above the workers' own) while holding a lock, the others wait and share it."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    workdir, done = shared / "demo_run", shared / "demo_run.done"
+    with open(shared / "demo_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)  # a worker's failed attempt
+            workdir.mkdir()
+            write_config(workdir, TINY_DEMO)
+            snakemake(workdir, "--cores", "2", "results/demo/report.html")
+            snakemake(workdir, "--cores", "1", "results/index.html")  # compares what is evaluated
+            done.touch()
     return workdir
 
 
@@ -134,13 +148,17 @@ def chromium() -> str:
     """Debian's Chromium, installed here if missing (the test set-up needs root and apt)."""
     found = shutil.which("chromium")
     if not found and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(
-            "apt-get update -qq && apt-get install -y -qq chromium",
-            shell=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            timeout=900,
-        )
+        # one installer at a time: the test workers (pytest-xdist) may all ask at once
+        with open(Path(tempfile.gettempdir()) / "gan-crops-chromium.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not shutil.which("chromium"):
+                subprocess.run(
+                    "apt-get update -qq && apt-get install -y -qq chromium",
+                    shell=True,
+                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                    capture_output=True,
+                    timeout=900,
+                )
         found = shutil.which("chromium")
     if not found:
         pytest.skip(

@@ -35,7 +35,8 @@ from pipeline.gan.train import train
 from pipeline.metrics.swd import sliced_wasserstein
 from tests.conftest import snakemake, write_config
 
-pytestmark = pytest.mark.slow
+# one worker (pytest-xdist) trains them all: the shards and floor fixtures are built once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("learning")]
 
 # The generated creatures, smaller pictures than the proxies' (crops of 24 px and more): ~790
 # crops at 32 px, 30% held out.

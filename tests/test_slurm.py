@@ -34,7 +34,8 @@ import yaml
 from tests.conftest import REPO, TINY_DEMO, dry_run, snakemake_command, write_config
 from tests.test_coco_source import serve_coco, workflow_config
 
-pytestmark = pytest.mark.slow
+# one test cluster for the module: its tests stay on one pytest-xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 SCRIPTS = REPO / "tests" / "slurm"
 PROFILE = REPO / "profiles" / "slurm"
 
