@@ -248,7 +248,7 @@ def decode_one(task: tuple[str, int, int, float, bool]) -> int:
     """Decode as the crop stage does (its own `open_reduced`: reduced scale when the crops allow,
     RGB); nothing else."""
     path, width, height, scale, draft = task
-    rgb = open_reduced(Path(path), width, height, scale, draft).image
+    rgb = open_reduced(Path(path), width=width, height=height, scale=scale, draft=draft).image
     return rgb.width * rgb.height
 
 

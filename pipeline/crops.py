@@ -171,12 +171,12 @@ def crop_image(task: ImageTask) -> ImageResult:
     try:
         decoded = open_reduced(
             Path(path),
-            width,
-            height,
-            scale,
-            settings.jpeg_draft,
-            task.exif,
-            settings.max_image_pixels,
+            width=width,
+            height=height,
+            scale=scale,
+            draft=settings.jpeg_draft,
+            exif=task.exif,
+            max_pixels=settings.max_image_pixels,
         )
     except FileNotFoundError:
         return ImageResult([], [_reject(b, "missing_image", path) for b in boxes])

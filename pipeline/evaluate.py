@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 def swd_metrics(
-    generator, state: dict, holdout: torch.Tensor, train: torch.Tensor, count: int, seed: int
+    generator, *, state: dict, holdout: torch.Tensor, train: torch.Tensor, count: int, seed: int
 ) -> dict:
     held_out, train = real_sets(holdout, train, count, seed)
     if len(held_out) < MIN_REAL:
@@ -129,6 +129,7 @@ def distribution_metrics(
 
 def memorisation_check(
     fake_images: torch.Tensor,
+    *,
     fake_features: torch.Tensor,
     ref: ReferenceFeatures,
     train: torch.Tensor,
@@ -143,24 +144,26 @@ def memorisation_check(
     train_images = train[ref.train_index[fake_nn.index[closest]]]
     pairs_sheet(
         fake_images[closest],
-        train_images,
-        [f"d={fake_nn.distance[i]:.3g}" for i in closest],
-        sheet_png,
-        f"closest samples (left) and their nearest training crop (right), {ref.kind} features",
+        right=train_images,
+        captions=[f"d={fake_nn.distance[i]:.3g}" for i in closest],
+        path=sheet_png,
+        title=f"closest samples (left) and their nearest training crop (right), {ref.kind} features",
     )
     if len(ref.holdout) < MIN_REAL:
         note = f"{len(ref.holdout)} held-out crops: too few to judge copying (need {MIN_REAL})"
         log.warning(note)
-        plot_distances(fake_nn.distance, np.array([]), None, distances_png, note)
+        plot_distances(
+            fake_nn.distance, held_out=np.array([]), threshold=None, path=distances_png, title=note
+        )
         return {"note": note, "median_distance_generated": float(np.median(fake_nn.distance))}
     held_nn = nearest(ref.holdout, ref.train)
     result = memorisation(fake_nn, held_nn, settings.copy_quantile, settings.copy_alarm)
     plot_distances(
         fake_nn.distance,
-        held_nn.distance,
-        result["copy_threshold"],
-        distances_png,
-        f"copy fraction {result['copy_fraction']:.1%} (about {settings.copy_quantile:.0%} if no copying)",
+        held_out=held_nn.distance,
+        threshold=result["copy_threshold"],
+        path=distances_png,
+        title=f"copy fraction {result['copy_fraction']:.1%} (about {settings.copy_quantile:.0%} if no copying)",
     )
     return result
 
@@ -176,6 +179,17 @@ class EvalOutputs:
     nearest: Path
     distances: Path
     curve: Path
+
+
+def matching_reference(path: Path, extractor: Extractor) -> ReferenceFeatures:
+    """The reference features at `path`, refused unless `extractor` makes features of their kind."""
+    ref = load_reference(path)
+    if extractor.kind != ref.kind:
+        raise ValueError(
+            f"{path} holds {ref.kind} features but this run would use "
+            f"{extractor.kind}: rerun the evaluate_reference rule"
+        )
+    return ref
 
 
 def evaluate(
@@ -205,24 +219,32 @@ def evaluate(
     holdout, train = load_split(shards_dir, "holdout"), load_split(shards_dir, "train")
     metrics = {
         "step": int(state["step"]),
-        **swd_metrics(generator, state, holdout, train, settings.num_samples, seed),
+        **swd_metrics(
+            generator,
+            state=state,
+            holdout=holdout,
+            train=train,
+            count=settings.num_samples,
+            seed=seed,
+        ),
     }
     if state.get("classes"):
         metrics["classes"] = state["classes"]  # samples.png: one class per row, in this order
-    ref = load_reference(reference_path)
     extractor = Extractor.from_settings(settings, select_device("auto"))
-    if extractor.kind != ref.kind:
-        raise ValueError(
-            f"{reference_path} holds {ref.kind} features but this run would use "
-            f"{extractor.kind}: rerun the evaluate_reference rule"
-        )
+    ref = matching_reference(reference_path, extractor)
     samples_seed = stream(seed, Stream.SAMPLES)
     labels = class_labels(state.get("class_counts"), settings.num_samples, samples_seed)
     fake_images = generate(generator, settings.num_samples, samples_seed, labels)
     fake_features = extractor(fake_images, desc="generated")
     metrics.update(distribution_metrics(fake_features, ref, settings, seed))
     metrics["memorisation"] = memorisation_check(
-        fake_images, fake_features, ref, train, settings, out.nearest, out.distances
+        fake_images,
+        fake_features=fake_features,
+        ref=ref,
+        train=train,
+        settings=settings,
+        sheet_png=out.nearest,
+        distances_png=out.distances,
     )
     write_json(metrics, out.metrics)
     title = f"{model_path.parent.parent.name}: {metrics['step']} steps"

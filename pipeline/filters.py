@@ -171,9 +171,9 @@ def apply_filters(
             title = f"{reason}: {len(group)} crops ({REASONS[reason]}); {len(sample)} shown"
             contact_sheet(
                 [crops_dir / p for p in sample["path"]],
-                labels,
-                tmp / f"rejected_{reason}.png",
-                title,
+                labels=labels,
+                path=tmp / f"rejected_{reason}.png",
+                title=title,
             )
     write_parquet(table, decisions_out)
     log.info(

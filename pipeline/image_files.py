@@ -121,6 +121,7 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
 
 def open_reduced(
     path: Path,
+    *,
     width: int,
     height: int,
     scale: float,

@@ -73,7 +73,7 @@ def plot_metric_curve(evals: list[dict], path: Path | str, title: str = "") -> N
 
 
 def plot_distances(
-    generated, held_out, threshold: float | None, path: Path | str, title: str = ""
+    generated, *, held_out, threshold: float | None, path: Path | str, title: str = ""
 ) -> None:
     """Histograms of distances to the nearest training crop: generated vs held-out real crops."""
     plt = pyplot()

@@ -28,6 +28,7 @@ def _save(sheet: Image.Image, path: Path | str) -> None:
 
 def contact_sheet(
     images: list[Path],
+    *,
     labels: list[str],
     path: Path | str,
     title: str,
@@ -48,6 +49,7 @@ def contact_sheet(
 
 def pairs_sheet(
     left: Sequence[np.ndarray],
+    *,
     right: Sequence[np.ndarray],
     captions: list[str],
     path: Path | str,

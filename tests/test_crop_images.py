@@ -300,13 +300,13 @@ def test_reduced_decode_of_a_turned_jpeg_targets_the_stored_orientation(tmp_path
     # displayed 1600 x 400, stored 400 x 1600: 0.16 of the displayed size is 256 x 64, which in the
     # stored orientation (64 x 256) lets libjpeg decode at 1/4; taken unturned, only at 1/1
     path = stored(tmp_path / "long.jpg", 6, "JPEG", displayed((1600, 400)))
-    decoded = open_reduced(path, 1600, 400, 0.16, True)
+    decoded = open_reduced(path, width=1600, height=400, scale=0.16, draft=True)
     assert (decoded.image.size, decoded.size, decoded.stored) == (
         (400, 100),
         (1600, 400),
         (400, 1600),
     )
-    whole = open_reduced(path, 1600, 400, 0.16, False)
+    whole = open_reduced(path, width=1600, height=400, scale=0.16, draft=False)
     assert (whole.image.size, whole.size) == ((1600, 400), (1600, 400))
     small = np.asarray(whole.image.resize((400, 100), Image.BOX)).astype(int)
     assert np.abs(np.asarray(decoded.image).astype(int) - small).mean() < 3

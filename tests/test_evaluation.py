@@ -126,7 +126,13 @@ def test_nearest_sheet_shows_the_copied_training_crop(tmp_path):
     fake = train[[5, 17, 33, 40]]
     stored = load_split(shards, "train")
     result = memorisation_check(
-        fake, pixel_features(fake), ref, stored, s, tmp_path / "n.png", tmp_path / "d.png"
+        fake,
+        fake_features=pixel_features(fake),
+        ref=ref,
+        train=stored,
+        settings=s,
+        sheet_png=tmp_path / "n.png",
+        distances_png=tmp_path / "d.png",
     )
     assert result["copies_training_data"]
     sheet = np.asarray(Image.open(tmp_path / "n.png").convert("RGB"))

@@ -249,6 +249,7 @@ class Checked:
 
 def check_records(
     data: dict,
+    *,
     path: Path,
     image_dir: Path,
     wanted: dict[Any, str],

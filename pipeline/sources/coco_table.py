@@ -104,7 +104,15 @@ def build(path: Path, key: TableKey) -> BoxTable:
     data = load_instances(path)
     names = {c["id"]: canonical_category(c["name"]) for c in data["categories"]}
     bad = RecordRejects(key.source)
-    checked = check_records(data, path, Path(key.image_dir), names, bad, key.prefix, key.rules)
+    checked = check_records(
+        data,
+        path=path,
+        image_dir=Path(key.image_dir),
+        wanted=names,
+        rejects=bad,
+        box_prefix=key.prefix,
+        rules=key.rules,
+    )
     records = len(data["images"]) + len(data["annotations"])
     categories = [{"id": c["id"], "name": c["name"]} for c in data["categories"]]
     boxes = _rows(checked, names, key)

@@ -151,8 +151,20 @@ def dedupe(rows: list[dict], threshold: float) -> list[dict]:
     return kept
 
 
+def image_location(
+    settings: VisualGenomeSettings, image_id, url: str, image_root: Path
+) -> tuple[str, str]:
+    """Where an image is stored and fetched from: under `image_root` as the part of its URL after
+    `image_url_prefix`, fetched from `image_base_url` (any other URL as it is, stored in other/)."""
+    if not url.startswith(settings.image_url_prefix):
+        return str(safe_join(image_root, f"other/{image_id}.jpg")), url
+    relative = url.removeprefix(settings.image_url_prefix.rstrip("/") + "/")
+    return str(safe_join(image_root, relative)), f"{settings.image_base_url.rstrip('/')}/{relative}"
+
+
 def read_boxes(
     settings: VisualGenomeSettings,
+    *,
     image_data: Path,
     objects: Path,
     image_root: Path,
@@ -177,21 +189,14 @@ def read_boxes(
                 f"{objects}: entry {i}, object {obj.get('object_id')}: bad box ({err})"
             ) from err
         width, height = int(image["width"]), int(image["height"])
-        url = str(image["url"])
-        relative = (
-            url.removeprefix(settings.image_url_prefix.rstrip("/") + "/")
-            if url.startswith(settings.image_url_prefix)
-            else f"other/{image_id}.jpg"
-        )
+        image_path, image_url = image_location(settings, image_id, str(image["url"]), image_root)
         rows.append(
             {
                 "box_id": f"visual_genome:{image_id}:{obj.get('object_id')}",
                 "source": "visual_genome",
                 "image_id": str(image_id),
-                "image_path": str(safe_join(image_root, relative)),
-                "image_url": f"{settings.image_base_url.rstrip('/')}/{relative}"
-                if url.startswith(settings.image_url_prefix)
-                else url,
+                "image_path": image_path,
+                "image_url": image_url,
                 "image_width": width,
                 "image_height": height,
                 "category": category,
@@ -225,7 +230,14 @@ def visual_genome_boxes(
     failures: Path,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The boxes of the categories with their images, and (as every source) its bad records."""
-    boxes = read_boxes(settings, image_data, objects, image_root, categories, drop_coco_images)
+    boxes = read_boxes(
+        settings,
+        image_data=image_data,
+        objects=objects,
+        image_root=image_root,
+        categories=categories,
+        drop_coco_images=drop_coco_images,
+    )
     boxes = fetch_unless_local(
         boxes,
         source=settings,
