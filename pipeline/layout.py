@@ -1,4 +1,4 @@
-"""What an experiment's evaluation writes and its report shows, named once.
+"""What an experiment's training and evaluation write and its report shows, named once.
 
 The rules' outputs and inputs (workflow/rules/evaluate.smk, sweep.smk), the evaluation stage
 (`EvalOutputs`, whose fields are these names) and the report (`FIGURES`) all read this module,
@@ -8,6 +8,14 @@ it loads.
 
 from __future__ import annotations
 
+# what train_experiment writes, relative to the experiment's (or a sweep run's) folder
+TRAIN_FILES = {
+    "model": "train/model.pt",
+    "stats": "train/stats.jsonl",
+    "evals": "train/evals.jsonl",
+    "progress": "train/progress.gif",
+    "best": "train/best.pt",
+}
 # what evaluate_experiment writes, relative to the experiment's (or a sweep run's) folder
 EVAL_FILES = {
     "samples": "samples.png",
@@ -30,6 +38,11 @@ FIGURES = [
     ("distances", "Copy check", "Distance to the nearest training crop, generated vs held-out."),
 ]
 FIGURE_KEYS = [key for key, _, _ in FIGURES]
+
+
+def train_outputs(folder: str) -> dict[str, str]:
+    """The training's outputs under `folder` (with wildcards), by name."""
+    return {name: f"{folder}/{path}" for name, path in TRAIN_FILES.items()}
 
 
 def eval_outputs(folder: str) -> dict[str, str]:

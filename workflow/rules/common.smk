@@ -8,7 +8,7 @@ import re
 from pipeline.cluster.memory import ask_mb, crops_mb
 from pipeline.cluster.preflight import check_before_submit
 from pipeline.config import from_dict, on_cpu
-from pipeline.layout import eval_outputs, report_inputs
+from pipeline.layout import eval_outputs, report_inputs, train_outputs
 from pipeline.rule_scripts import check_rule_scripts
 from pipeline.sweep_runs import runs_of, run_train_settings
 from pipeline.metrics.weights import find_weights

@@ -6,11 +6,7 @@
 # One run of a sweep: the same job on the experiment's shards, with the run's train settings.
 use rule train_experiment as train_sweep_run with:
     output:
-        model="results/{exp}/runs/{run}/train/model.pt",
-        stats="results/{exp}/runs/{run}/train/stats.jsonl",
-        evals="results/{exp}/runs/{run}/train/evals.jsonl",
-        progress="results/{exp}/runs/{run}/train/progress.gif",
-        best="results/{exp}/runs/{run}/train/best.pt",
+        **train_outputs("results/{exp}/runs/{run}"),
     log:
         "logs/train_sweep_run/{exp}/{run}.log",
     benchmark:

@@ -9,11 +9,7 @@ rule train_experiment:
     input:
         shards=rules.shards_write.output.shards,
     output:
-        model="results/{exp}/train/model.pt",
-        stats="results/{exp}/train/stats.jsonl",
-        evals="results/{exp}/train/evals.jsonl",
-        progress="results/{exp}/train/progress.gif",
-        best="results/{exp}/train/best.pt",
+        **train_outputs("results/{exp}"),
     log:
         "logs/train_experiment/{exp}.log",
     benchmark:
