@@ -22,7 +22,12 @@ def test_a_sweep_ranked_by_fid_with_floors_in_every_metrics_file(demo_copy, rand
             "demo": {
                 # held-out crops enough for the real-vs-real floors (at least 16)
                 "shards": {"holdout_fraction": 0.3},
-                "evaluate": {"inception_weights": str(random_inception)},
+                # 32 samples and 32 reference crops: Inception on CPU is most of the test's time
+                "evaluate": {
+                    "inception_weights": str(random_inception),
+                    "num_samples": 32,
+                    "reference_images": 32,
+                },
                 "sweep": {"grid": {"lr_d": [2e-4, 5e-5]}, "metric": "fid"},
             }
         }
