@@ -40,14 +40,18 @@ FIGURES = [
 FIGURE_KEYS = [key for key, _, _ in FIGURES]
 
 
+def _under(folder: str, files: dict[str, str]) -> dict[str, str]:
+    return {name: f"{folder}/{path}" for name, path in files.items()}
+
+
 def train_outputs(folder: str) -> dict[str, str]:
     """The training's outputs under `folder` (with wildcards), by name."""
-    return {name: f"{folder}/{path}" for name, path in TRAIN_FILES.items()}
+    return _under(folder, TRAIN_FILES)
 
 
 def eval_outputs(folder: str) -> dict[str, str]:
     """The evaluation's outputs under `folder` (with wildcards), by name."""
-    return {name: f"{folder}/{path}" for name, path in EVAL_FILES.items()}
+    return _under(folder, EVAL_FILES)
 
 
 def report_inputs(evaluation, training) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -113,6 +114,14 @@ def dry_run(workdir: Path, *targets: str) -> dict[str, int]:
     return planned_jobs(proc.stdout + proc.stderr)
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: Path):
+    """Hold an exclusive lock on `lock_path` (one test worker at a time, across processes)."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """A workdir where the tiny demo has run end to end (shared by the workflow tests: read only).
@@ -123,8 +132,7 @@ def demo_run(tmp_path_factory) -> Path:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent
     workdir, done = shared / "demo_run", shared / "demo_run.done"
-    with open(shared / "demo_run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(shared / "demo_run.lock"):
         if not done.exists():
             shutil.rmtree(workdir, ignore_errors=True)  # a worker's failed attempt
             workdir.mkdir()
@@ -149,8 +157,7 @@ def chromium() -> str:
     found = shutil.which("chromium")
     if not found and shutil.which("apt-get") and os.geteuid() == 0:
         # one installer at a time: the test workers (pytest-xdist) may all ask at once
-        with open(Path(tempfile.gettempdir()) / "gan-crops-chromium.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive(Path(tempfile.gettempdir()) / "gan-crops-chromium.lock"):
             if not shutil.which("chromium"):
                 subprocess.run(
                     "apt-get update -qq && apt-get install -y -qq chromium",

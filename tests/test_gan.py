@@ -131,15 +131,8 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
 
 def test_training_builds_its_networks_for_the_size_the_shards_hold(tmp_path):
     shards = make_shards(tmp_path / "shards", size=64)
-    trainer = train(
-        shards,
-        model_path=tmp_path / "m.pt",
-        stats_path=tmp_path / "s.jsonl",
-        work_dir=tmp_path / "w",
-        settings=replace(TINY, steps=1),
-        seed=0,
-    )
+    trainer, _, out = run(tmp_path, "sized", replace(TINY, steps=1), shards)
     with trainer.sampling() as generator:
         assert generate(generator, 2, 0).shape == (2, 3, 64, 64)
-    generator, _ = load_generator(tmp_path / "m.pt")
+    generator, _ = load_generator(out / "model.pt")
     assert generator.cfg.image_size == 64

@@ -69,8 +69,8 @@ def train(
 ) -> Trainer | None:
     """`train_job` of the `TrainJob` these arguments describe."""
     job = TrainJob(
-        shards_dir, model_path, stats_path, work_dir, settings, seed, threads, evals_path,
-        best_path,
+        shards_dir=shards_dir, model_path=model_path, stats_path=stats_path, work_dir=work_dir,
+        settings=settings, seed=seed, threads=threads, evals_path=evals_path, best_path=best_path,
     )  # fmt: skip
     return train_job(job)
 
