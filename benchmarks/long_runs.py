@@ -13,12 +13,19 @@ At each milestone: SWD, colour and layout against held-out crops (the training p
 and recall (512 samples, pixel features), sample diversity against real diversity, and how often D
 was right on reals and on fakes since the last milestone; a grid of 64 samples
 (`grids/{recipe}_{step}.png`). After each turn: `curves.png` (each measure against steps, every
-recipe) and `table.md`.
+recipe) and `table.md`; with `--publish DIR`, also a copy small enough to commit: the table, the
+curves, the plan, each recipe's curve and `{recipe}_milestones.jpg` (the first row of each
+milestone's grid, one row per milestone, top to bottom) and `{recipe}_last.jpg` (the latest
+grid, all 64 samples), at half size, so that the results outlive the workdir
+and a later machine can run the remaining recipes with the same steps (`--plan DIR/plan.json`).
 
     .venv/bin/python benchmarks/long_runs.py --size 128 [--hours 1] [--recipes a,b]
-        [--workdir DIR] [--threads N] [--milestones 8] [--width 32]
+        [--workdir DIR] [--threads N] [--milestones 8] [--width 32] [--publish DIR] [--plan FILE]
+        [--plan-only]
 
-The workdir's shards are made once (Snakemake, as `benchmarks/recipes.py` does). Threads: 1 by
+The workdir's shards are made once (Snakemake, as `benchmarks/recipes.py` does): start a second
+size in the same workdir only once the first has begun training (two Snakemake runs in one folder
+at once fail on its lock), or give it its own `--workdir`. Threads: 1 by
 default, so the run takes one core and its steps do not depend on the thread count; the step
 counts still come from the calibration at all the CPUs.
 """
@@ -32,6 +39,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +49,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from PIL import Image
 from recipes import BASE, RECIPES, build_shards, real_reference
 
 from pipeline.config import TrainSettings
@@ -99,8 +108,13 @@ def calibrate(*, shards: Path, workdir: Path, recipe: str, width: int) -> float:
 
 def make_plan(args, shards: Path, workdir: Path) -> Plan:
     path = workdir / "plan.json"
+    if args.plan and not path.exists():
+        shutil.copyfile(args.plan, path)
     if path.exists():
         plan = Plan(**json.loads(path.read_text()))
+        if (plan.size, plan.width) != (args.size, args.width):
+            raise SystemExit(f"{path}: a plan for {plan.size} px, width {plan.width}, not "
+                             f"{args.size} px, width {args.width}")  # fmt: skip
         missing = [r for r in args.recipes if r not in plan.steps]
     else:
         plan = Plan(args.size, args.width, args.hours, {}, args.milestones)
@@ -208,6 +222,47 @@ def table(workdir: Path, plan: Plan, recipes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def half(image: Image.Image) -> Image.Image:
+    return image.convert("RGB").resize(
+        (image.width // 2, image.height // 2), Image.Resampling.LANCZOS
+    )
+
+
+def milestone_pictures(workdir: Path, recipe: str, out: Path) -> None:
+    """`{recipe}_milestones.jpg`: the first row of each milestone's grid, one under the other;
+    `{recipe}_last.jpg`: the latest grid, all 64 samples; both at half size."""
+    grids = sorted((workdir / "grids").glob(f"{recipe}_[0-9]*.png"))
+    if not grids:
+        return
+    rows = []
+    for path in grids:
+        with Image.open(path) as grid:
+            tile = (grid.width - 2) // 8  # make_grid: 8 per row, each cell image + padding
+            rows.append(grid.convert("RGB").crop((0, 0, grid.width, tile + 2)))
+    strip = Image.new("RGB", (rows[0].width, sum(row.height for row in rows)), "white")
+    for k, row in enumerate(rows):
+        strip.paste(row, (0, k * rows[0].height))
+    half(strip).save(out / f"{recipe}_milestones.jpg", quality=85)
+    with Image.open(grids[-1]) as grid:
+        half(grid).save(out / f"{recipe}_last.jpg", quality=85)
+
+
+def publish(workdir: Path, recipes: list[str], out: Path) -> None:
+    """What is worth keeping of a long run, small enough to commit (see the module's doc)."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(workdir / "plan.json", out / "plan.json")
+    for recipe in recipes:
+        if (workdir / f"{recipe}.curve.jsonl").exists():
+            shutil.copyfile(workdir / f"{recipe}.curve.jsonl", out / f"{recipe}.curve.jsonl")
+        milestone_pictures(workdir, recipe, out)
+    # the table and curves of every recipe published here, by this run or an earlier one
+    plan = Plan(**json.loads((out / "plan.json").read_text()))
+    ordered = [r for r in LONG if r in plan.steps] + [r for r in plan.steps if r not in LONG]
+    shown = [r for r in ordered if (out / f"{r}.curve.jsonl").exists()]
+    plot(out, shown)
+    (out / "table.md").write_text(table(out, plan, shown) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128)
@@ -217,12 +272,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--milestones", type=int, default=8)
     parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--publish", type=Path, help="copy the results worth keeping here")
+    parser.add_argument("--plan", type=Path, help="a published plan.json: the same steps again")
+    parser.add_argument("--plan-only", action="store_true", help="calibrate, write the plan, stop")
     args = parser.parse_args()
     args.recipes = args.recipes.split(",")
     shards = build_shards(args.workdir, [args.size], None)[args.size]
     workdir = args.workdir / f"long{args.size}"
     workdir.mkdir(parents=True, exist_ok=True)
     plan = make_plan(args, shards, workdir)
+    if args.plan_only:
+        return
     reference = real_reference(shards)
     torch.set_num_threads(args.threads)
     for k in range(plan.milestones):
@@ -231,6 +291,8 @@ def main() -> None:
                     reference=reference, threads=args.threads)  # fmt: skip
         plot(workdir, args.recipes)
         (workdir / "table.md").write_text(table(workdir, plan, args.recipes) + "\n")
+        if args.publish:
+            publish(workdir, args.recipes, args.publish)
     print(table(workdir, plan, args.recipes))
 
 
