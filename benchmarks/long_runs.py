@@ -62,6 +62,7 @@ from pipeline.metrics.prc import precision_recall
 from pipeline.plots import read_stats
 
 LONG = ("plain", "plain+da", "stable", "r1+da")
+GRID_ROW = 8  # samples per row of the milestone grids
 MEASURES = ("swd", "colour", "precision", "recall", "diversity", "d_right_real", "d_right_fake")
 
 
@@ -74,6 +75,10 @@ class Plan:
     hours: float
     steps: dict[str, int]  # per recipe
     milestones: int
+
+    @classmethod
+    def read(cls, path: Path) -> Plan:
+        return cls(**json.loads(path.read_text()))
 
     def milestone_steps(self, recipe: str) -> list[int]:
         total = self.steps[recipe]
@@ -111,7 +116,7 @@ def make_plan(args, shards: Path, workdir: Path) -> Plan:
     if args.plan and not path.exists():
         shutil.copyfile(args.plan, path)
     if path.exists():
-        plan = Plan(**json.loads(path.read_text()))
+        plan = Plan.read(path)
         if (plan.size, plan.width) != (args.size, args.width):
             raise SystemExit(f"{path}: a plan for {plan.size} px, width {plan.width}, not "
                              f"{args.size} px, width {args.width}")  # fmt: skip
@@ -141,7 +146,7 @@ def milestone(*, trainer, out: Path, reference, previous: int) -> dict:
     real, floor = reference
     with trainer.sampling() as generator:
         fake = generate(generator, len(real), 1)
-    save_grid(fake[:64], out.parent / "grids" / f"{out.name}_{trainer.step:06d}.png", nrow=8)
+    save_grid(fake[:64], out.parent / "grids" / f"{out.name}_{trainer.step:06d}.png", nrow=GRID_ROW)
     last_eval = read_stats(out / "evals.jsonl")[-1]
     right_real, right_fake = d_right(read_stats(out / "stats.jsonl"), previous)
     return {
@@ -237,7 +242,7 @@ def milestone_pictures(workdir: Path, recipe: str, out: Path) -> None:
     rows = []
     for path in grids:
         with Image.open(path) as grid:
-            tile = (grid.width - 2) // 8  # make_grid: 8 per row, each cell image + padding
+            tile = (grid.width - 2) // GRID_ROW  # make_grid: each cell image + padding
             rows.append(grid.convert("RGB").crop((0, 0, grid.width, tile + 2)))
     strip = Image.new("RGB", (rows[0].width, sum(row.height for row in rows)), "white")
     for k, row in enumerate(rows):
@@ -256,7 +261,7 @@ def publish(workdir: Path, recipes: list[str], out: Path) -> None:
             shutil.copyfile(workdir / f"{recipe}.curve.jsonl", out / f"{recipe}.curve.jsonl")
         milestone_pictures(workdir, recipe, out)
     # the table and curves of every recipe published here, by this run or an earlier one
-    plan = Plan(**json.loads((out / "plan.json").read_text()))
+    plan = Plan.read(out / "plan.json")
     ordered = [r for r in LONG if r in plan.steps] + [r for r in plan.steps if r not in LONG]
     shown = [r for r in ordered if (out / f"{r}.curve.jsonl").exists()]
     plot(out, shown)
