@@ -16,8 +16,8 @@ recipe's final sample grid (EMA generator where the recipe has one) under --work
         [--workdir DIR] [--train-crops N] [--quick]
 
 Default: the recipes plain, hinge-sn, plain+da and stable at 64 and 128 px, 180 s each (about 30
-minutes on 2 cores); --recipes names others (r1+da, stable+mbstd, stable+k5). --quick: 64 px,
-plain and stable, 60 s each, fewer proxy images (about 4 minutes). Networks are narrower than
+minutes on 2 cores); --recipes names others (r1+da, stable+mbstd, stable+k5, plain+da+resize).
+--quick: 64 px, plain and stable, 60 s each, fewer proxy images (about 4 minutes). Networks are narrower than
 the schema's (ngf = ndf = 16, not 64) so that 2 CPU cores get a few thousand steps at 64 px and
 about a thousand at 128: on a CPU this compares how recipes start, not where they end.
 --train-crops N trains on N of the proxy's crops only: with few crops the discriminator overfits
@@ -72,6 +72,7 @@ RECIPES = {
     "plain": {},  # the DCGAN of the paper: bce, batch-norm D, Adam 2e-4 / 0.5
     "hinge-sn": {"loss": "hinge", "d_norm": "spectral"},
     "plain+da": {"diffaugment": ["color", "translation", "cutout"]},
+    "plain+da+resize": {"diffaugment": ["color", "translation", "cutout"], "upsample": "resize"},
     "stable": STABLE,  # hinge + spectral norm + DiffAugment + EMA + TTUR
     "stable+mbstd": {**STABLE, "minibatch_std": True},
     "stable+k5": {**STABLE, "kernel": 5},

@@ -73,6 +73,7 @@ class TrainSettings:
     amp: str
     channels_last: str
     kernel: int
+    upsample: str
     condition: str
     gpus: int
     compile: bool

@@ -4,6 +4,11 @@ The generator maps a latent (nz, 1, 1) to a 4x4 map, then doubles the resolution
 transposed convolutions until `image_size`, halving the width each time; the discriminator mirrors
 it. Kernels are 4x4 (pytorch/examples) or 5x5 (the DCGAN paper's TensorFlow code).
 
+`upsample: resize` doubles the resolution by nearest-neighbour resizing followed by a 3x3
+convolution instead (Odena et al. 2016, "Deconvolution and checkerboard artifacts"): a strided
+transposed convolution adds overlapping kernels unevenly, which draws a periodic lattice over the
+samples that training has to unlearn; resizing spreads every input pixel evenly.
+
 Conditional variant (`n_classes` > 0): G appends a learned class embedding to the latent; D is a
 projection discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <embed(y), phi(x)>, with
 phi(x) the last feature map summed over space.
@@ -38,6 +43,7 @@ class ModelConfig:
     d_norm: str  # batch, spectral (SN-GAN: no batch norm) or none (for WGAN-GP)
     minibatch_std: bool  # D sees the batch's spread (Karras et al. 2018): fights collapse
     kernel: int  # 4 (pytorch/examples) or 5 (the paper's code)
+    upsample: str  # transposed (DCGAN) or resize (nearest-neighbour, then a 3x3 convolution)
     n_classes: int = 0  # > 0: conditional G and projection D
 
     @property
@@ -48,8 +54,15 @@ class ModelConfig:
             raise ValueError(f"image_size must be a power of two >= 16, got {self.image_size}")
         return int(n)
 
-    def up(self, c_in: int, c_out: int) -> nn.ConvTranspose2d:
-        """A transposed convolution that doubles the resolution."""
+    def up(self, c_in: int, c_out: int) -> nn.Module:
+        """A layer that doubles the resolution: a transposed convolution, or resize + convolve."""
+        if self.upsample == "resize":
+            return nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False),
+            )
+        if self.upsample != "transposed":
+            raise ValueError(f"upsample must be transposed or resize, got {self.upsample!r}")
         if self.kernel == 4:
             return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
         if self.kernel == 5:

@@ -93,6 +93,7 @@ class Trainer:
             d_norm=settings.d_norm,
             minibatch_std=settings.minibatch_std,
             kernel=settings.kernel,
+            upsample=settings.upsample,
             n_classes=len(self.classes),
         )
         self.G = Generator(self.model_config).to(self.device)
