@@ -18,6 +18,7 @@ from pipeline.config import EvalSettings
 from pipeline.evaluate import EvalOutputs, evaluate
 from pipeline.gan.data import BatchSampler, load_labels, load_split
 from pipeline.gan.models import Discriminator, Generator, ModelConfig, grid_labels, load_generator
+from pipeline.gan.monitor import checkerboard
 from pipeline.gan.train import train
 from pipeline.reference import reference_features
 from pipeline.shards import write_arrays
@@ -70,15 +71,6 @@ def test_kernel_other_than_4_or_5_is_refused():
         Generator(ModelConfig(image_size=32, kernel=3))
 
 
-def lattice(images: torch.Tensor, border: int = 8) -> float:
-    """How far apart the four 2x2 pixel phases of the images lie on average, against the images'
-    spread: a strided transposed convolution's checkerboard makes the phases differ."""
-    x = images[:, :, border:-border, border:-border]
-    x = x - x.mean(dim=(2, 3), keepdim=True)
-    phases = torch.stack([x[:, :, i::2, j::2].mean(dim=(2, 3)) for i in (0, 1) for j in (0, 1)])
-    return (phases.std(dim=0).mean() / x.std()).item()
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_resize_upsampling_draws_no_checkerboard_where_transposed_convolutions_do(seed):
     """Untrained generators at 64 px: the transposed one's pixel phases differ by ~half the
@@ -88,7 +80,7 @@ def test_resize_upsampling_draws_no_checkerboard_where_transposed_convolutions_d
         torch.manual_seed(seed)
         cfg = ModelConfig(image_size=64, nz=16, ngf=8, ndf=8, upsample=upsample)
         with torch.no_grad():
-            drawn[upsample] = lattice(Generator(cfg)(torch.randn(64, 16)))
+            drawn[upsample] = checkerboard(Generator(cfg)(torch.randn(64, 16)))
     assert drawn["transposed"] > 0.2
     assert drawn["resize"] < 0.05
 

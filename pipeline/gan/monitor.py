@@ -94,6 +94,16 @@ def diversity(images: torch.Tensor) -> float:
     return float(images[:64].float().std(dim=0).mean())
 
 
+def checkerboard(images: torch.Tensor, border: int = 8) -> float:
+    """How far apart the four 2x2 pixel phases of the images lie on average, against the images'
+    spread (0: none): the checkerboard a strided transposed convolution draws makes them differ.
+    Each image's mean is removed first and `border` pixels of each side left out (padding)."""
+    x = images[:, :, border:-border, border:-border].float()
+    x = x - x.mean(dim=(2, 3), keepdim=True)
+    phases = torch.stack([x[:, :, i::2, j::2].mean(dim=(2, 3)) for i in (0, 1) for j in (0, 1)])
+    return float(phases.std(dim=0).mean() / x.std())
+
+
 def check_diversity(
     step: int, samples: torch.Tensor, real: torch.Tensor, floor: float = 0.25
 ) -> bool:
