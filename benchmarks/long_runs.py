@@ -10,8 +10,10 @@ The recipes advance in turns, one milestone each (`--milestones`, default 8), so
 interrupted run has every recipe at comparable steps; a rerun goes on from each recipe's
 checkpoint (the trainer resumes: `pipeline.gan.checkpoint`) and skips milestones already measured.
 At each milestone: SWD, colour and layout against held-out crops (the training probe), precision
-and recall (512 samples, pixel features), sample diversity against real diversity, and how often D
-was right on reals and on fakes since the last milestone; a grid of 64 samples
+and recall (512 samples, pixel features), sample diversity against real diversity, the
+checkerboard of the samples and of the held-out crops (`pipeline.gan.monitor.checkerboard`: the
+lattice that transposed convolutions draw), and how often D was right on reals and on fakes
+since the last milestone; a grid of 64 samples
 (`grids/{recipe}_{step}.png`). After each turn: `curves.png` (each measure against steps, every
 recipe) and `table.md`; with `--publish DIR`, also a copy small enough to commit: the table, the
 curves, the plan, each recipe's curve and `{recipe}_milestones.jpg` (the first row of each
@@ -54,7 +56,7 @@ from recipes import BASE, RECIPES, build_shards, real_reference
 
 from pipeline.config import TrainSettings
 from pipeline.gan.grids import save_grid
-from pipeline.gan.monitor import diversity
+from pipeline.gan.monitor import checkerboard, diversity
 from pipeline.gan.sampling import generate
 from pipeline.gan.train import train
 from pipeline.metrics.features import pixel_features
@@ -63,7 +65,10 @@ from pipeline.plots import read_stats
 
 LONG = ("plain", "plain+da", "stable", "r1+da")
 GRID_ROW = 8  # samples per row of the milestone grids
-MEASURES = ("swd", "colour", "precision", "recall", "diversity", "d_right_real", "d_right_fake")
+MEASURES = (
+    "swd", "colour", "layout", "precision", "recall", "diversity", "checkerboard", "d_right_real",
+    "d_right_fake",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ def milestone(*, trainer, out: Path, reference, previous: int) -> dict:
         "layout": last_eval["layout"],
         **precision_recall(pixel_features(real), pixel_features(fake)),
         "diversity": diversity(fake) / diversity(real),
+        "checkerboard": checkerboard(fake),
+        "checkerboard_real": checkerboard(real),
         "d_right_real": right_real,
         "d_right_fake": right_fake,
     }
@@ -192,10 +199,11 @@ def advance(*, plan: Plan, recipe: str, k: int, shards: Path, workdir: Path, ref
 def plot(workdir: Path, recipes: list[str]) -> None:
     curves = {r: read_stats(workdir / f"{r}.curve.jsonl") for r in recipes}
     curves = {r: c for r, c in curves.items() if c}
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
-    for ax, key in zip(axes.flat, (*MEASURES, "layout"), strict=True):
+    fig, axes = plt.subplots(3, 3, figsize=(15, 11))
+    for ax, key in zip(axes.flat, MEASURES, strict=True):
         for recipe, curve in curves.items():
-            ax.plot([row["step"] for row in curve], [row[key] for row in curve], "o-", label=recipe)
+            rows = [row for row in curve if key in row]  # measures added later: not in old runs
+            ax.plot([row["step"] for row in rows], [row[key] for row in rows], "o-", label=recipe)
         if key == "swd" and curves:
             ax.axhline(next(iter(curves.values()))[0]["swd_floor"], color="grey", ls="--")
         ax.set_title(key.replace("_", " "))
@@ -209,20 +217,26 @@ def plot(workdir: Path, recipes: list[str]) -> None:
 def table(workdir: Path, plan: Plan, recipes: list[str]) -> str:
     head = (
         "| recipe | steps (of) | SWD last / best (floor) | colour | layout | precision | recall "
-        "| diversity | D right real / fake (last stretch) |"
+        "| diversity | checkerboard (real) | D right real / fake (last stretch) |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     for recipe in recipes:
         path = workdir / f"{recipe}.curve.jsonl"
         curve = read_stats(path) if path.exists() else []
         if not curve:
             continue
         last = curve[-1]
+        board = (  # measured since this column was added
+            f"{last['checkerboard']:.2f} ({last['checkerboard_real']:.2f})"
+            if "checkerboard" in last
+            else "-"
+        )
         lines.append(
             f"| {recipe} | {last['step']} ({plan.steps[recipe]}) | {last['swd']:.1f} / "
             f"{min(r['swd'] for r in curve):.1f} ({last['swd_floor']:.1f}) | {last['colour']:.1f} "
             f"| {last['layout']:.1f} | {last['precision']:.2f} | {last['recall']:.2f} "
-            f"| {last['diversity']:.2f} | {last['d_right_real']:.2f} / {last['d_right_fake']:.2f} |"
+            f"| {last['diversity']:.2f} | {board} "
+            f"| {last['d_right_real']:.2f} / {last['d_right_fake']:.2f} |"
         )
     return "\n".join(lines)
 
