@@ -11,8 +11,8 @@ interrupted run has every recipe at comparable steps; a rerun goes on from each 
 checkpoint (the trainer resumes: `pipeline.gan.checkpoint`) and skips milestones already measured.
 At each milestone: SWD, colour and layout against held-out crops (the training probe), precision
 and recall (512 samples, pixel features), sample diversity against real diversity, the
-checkerboard of the samples and of the held-out crops (`pipeline.gan.monitor.checkerboard`: the
-lattice that transposed convolutions draw), and how often D was right on reals and on fakes
+lattice of 64 samples and of 64 held-out crops (`pipeline.gan.monitor.lattice`: the pattern
+tied to pixel positions that transposed convolutions draw), and how often D was right on reals and on fakes
 since the last milestone; a grid of 64 samples
 (`grids/{recipe}_{step}.png`). After each turn: `curves.png` (each measure against steps, every
 recipe) and `table.md`; with `--publish DIR`, also a copy small enough to commit: the table, the
@@ -56,7 +56,7 @@ from recipes import BASE, RECIPES, build_shards, real_reference
 
 from pipeline.config import TrainSettings
 from pipeline.gan.grids import save_grid
-from pipeline.gan.monitor import checkerboard, diversity
+from pipeline.gan.monitor import diversity, lattice
 from pipeline.gan.sampling import generate
 from pipeline.gan.train import train
 from pipeline.metrics.features import pixel_features
@@ -66,7 +66,7 @@ from pipeline.plots import read_stats
 LONG = ("plain", "plain+da", "stable", "r1+da")
 GRID_ROW = 8  # samples per row of the milestone grids
 MEASURES = (
-    "swd", "colour", "layout", "precision", "recall", "diversity", "checkerboard", "d_right_real",
+    "swd", "colour", "layout", "precision", "recall", "diversity", "lattice", "d_right_real",
     "d_right_fake",
 )  # fmt: skip
 
@@ -162,8 +162,8 @@ def milestone(*, trainer, out: Path, reference, previous: int) -> dict:
         "layout": last_eval["layout"],
         **precision_recall(pixel_features(real), pixel_features(fake)),
         "diversity": diversity(fake) / diversity(real),
-        "checkerboard": checkerboard(fake),
-        "checkerboard_real": checkerboard(real),
+        "lattice": lattice(fake[:64]),  # as many images on both sides (its noise floor)
+        "lattice_real": lattice(real[:64]),
         "d_right_real": right_real,
         "d_right_fake": right_fake,
     }
@@ -217,7 +217,7 @@ def plot(workdir: Path, recipes: list[str]) -> None:
 def table(workdir: Path, plan: Plan, recipes: list[str]) -> str:
     head = (
         "| recipe | steps (of) | SWD last / best (floor) | colour | layout | precision | recall "
-        "| diversity | checkerboard (real) | D right real / fake (last stretch) |"
+        "| diversity | lattice (real) | D right real / fake (last stretch) |"
     )
     lines = [head, "|" + "---|" * 10]
     for recipe in recipes:
@@ -227,9 +227,7 @@ def table(workdir: Path, plan: Plan, recipes: list[str]) -> str:
             continue
         last = curve[-1]
         board = (  # measured since this column was added
-            f"{last['checkerboard']:.2f} ({last['checkerboard_real']:.2f})"
-            if "checkerboard" in last
-            else "-"
+            f"{last['lattice']:.2f} ({last['lattice_real']:.2f})" if "lattice" in last else "-"
         )
         lines.append(
             f"| {recipe} | {last['step']} ({plan.steps[recipe]}) | {last['swd']:.1f} / "

@@ -1,11 +1,11 @@
 """The generator's two ways of doubling its resolution, side by side: what a step costs, and the
-checkerboard each draws before training.
+lattice each draws before training.
 
 `upsample: transposed` (DCGAN: strided transposed convolutions) against `upsample: resize`
 (nearest-neighbour resizing and a 3x3 convolution). For each size: the time of one training
 step's forward and backward passes (G on a batch of latents, D on the fakes twice and on a batch
 of reals), the best of `--repeats`, the two kinds interleaved so that a machine's load falls on
-both alike; and `checkerboard` (pipeline.gan.monitor) of 64 samples of the untrained generator.
+both alike; and `lattice` (pipeline.gan.monitor) of 64 samples of the untrained generator.
 Networks as the long runs' (32 wide, batch 64; 16 wide, batch 32 at 32 px, as the learning tests).
 
     .venv/bin/python benchmarks/upsample.py [--sizes 32,64,128] [--threads 1] [--repeats 5]
@@ -19,7 +19,7 @@ import time
 import torch
 
 from pipeline.gan.models import Discriminator, Generator, ModelConfig
-from pipeline.gan.monitor import checkerboard
+from pipeline.gan.monitor import lattice
 
 KINDS = ("transposed", "resize")
 
@@ -46,9 +46,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(
-        "| size | step transposed (s) | step resize (s) | ratio | checkerboard transposed / resize |"
-    )
+    print("| size | step transposed (s) | step resize (s) | ratio | lattice transposed / resize |")
     print("|---|---|---|---|---|")
     for size in (int(s) for s in args.sizes.split(",")):
         torch.manual_seed(0)
@@ -58,7 +56,7 @@ def main() -> None:
             for kind in KINDS:
                 times[kind].append(step_seconds(*nets[kind]))
         with torch.no_grad():
-            board = {kind: checkerboard(nets[kind][0](torch.randn(64, 100))) for kind in KINDS}
+            board = {kind: lattice(nets[kind][0](torch.randn(64, 100))) for kind in KINDS}
         t, r = min(times["transposed"]), min(times["resize"])
         print(f"| {size} | {t:.3f} | {r:.3f} | {r / t:.2f} | "
               f"{board['transposed']:.3f} / {board['resize']:.3f} |", flush=True)  # fmt: skip
