@@ -121,6 +121,32 @@ def test_the_config_sets_only_what_differs_from_the_schema():
     assert repeated == [], f"config.yaml repeats the schema's defaults: {repeated}"
 
 
+RECIPE = (  # the train settings that make a recipe (not its length, size or bookkeeping)
+    "loss", "d_norm", "lr_g", "lr_d", "beta1", "beta2", "diffaugment", "ema_decay", "r1_gamma",
+    "gp_weight", "n_critic", "label_smoothing", "label_noise", "minibatch_std", "replay", "kernel",
+    "upsample",
+)  # fmt: skip
+
+
+def test_every_experiment_trains_a_recipe_the_learning_tests_train():
+    """The learning tests train "the recipes the experiments ship": an experiment whose recipe
+    is none of them (a changed default, a new experiment) must come with a learning test."""
+    from snakemake.utils import validate
+
+    from pipeline.config import from_dict
+    from tests.test_learning import RUN, SHIPPED
+
+    def recipe(settings: TrainSettings) -> dict:
+        return {key: getattr(settings, key) for key in RECIPE}
+
+    tested = {name: recipe(dataclasses.replace(RUN, **extra)) for name, extra in SHIPPED.items()}
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
+    for name, experiment in config["experiments"].items():
+        shipped = recipe(from_dict(TrainSettings, experiment["train"]))
+        assert shipped in tested.values(), f"{name} trains an untested recipe: {shipped}"
+
+
 def test_the_losses_the_schema_offers_are_checked_against_the_trainers_at_import():
     from pipeline.gan.losses import LOSSES
 
