@@ -61,7 +61,7 @@ BREAKS = [
         "reals_in_0_1",
         TRAINER,
         "real, labels = self.sampler.draw()",
-        "real, labels = self.sampler.draw()\n        real = (real + 1) / 2",
+        "real, labels = self.sampler.draw(); real = (real + 1) / 2",
         "reals reach D in [0, 1], fakes in [-1, 1]",
     ),
     Break(
@@ -161,21 +161,27 @@ def copy_repo(dest: Path) -> Path:
 
 
 def apply(root: Path, br: Break) -> None:
+    """Edit the copy; a break that leaves code Python cannot compile is refused (its tests would
+    fail to import, which shows nothing about them)."""
     path = root / br.file
     text = path.read_text()
     for old, new in zip(br.old.split("|"), br.new.split("|"), strict=True):
         if text.count(old) != 1:
             raise SystemExit(f"{br.name}: {old!r} is not found exactly once in {br.file}")
         text = text.replace(old, new)
+    try:
+        compile(text, str(path), "exec")
+    except SyntaxError as error:
+        raise SystemExit(f"{br.name}: the broken {br.file} does not compile: {error}") from None
     path.write_text(text)
 
 
 def failed_tests(root: Path, tests: list[str], select: str | None = None) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", *tests]
     cmd += ["-k", select] if select else []
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
-    failed = re.findall(r"^FAILED (\S+)", proc.stdout, flags=re.MULTILINE)
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, flags=re.MULTILINE)
     if proc.returncode not in (0, 1):
         failed.append(f"(pytest exit {proc.returncode}: {proc.stdout[-300:]})")
     return failed
