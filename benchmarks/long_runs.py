@@ -23,13 +23,15 @@ and a later machine can run the remaining recipes with the same steps (`--plan D
 
     .venv/bin/python benchmarks/long_runs.py --size 128 [--hours 1] [--recipes a,b]
         [--workdir DIR] [--threads N] [--milestones 8] [--width 32] [--publish DIR] [--plan FILE]
-        [--plan-only]
+        [--plan-only] [--against RECIPE]
 
 The workdir's shards are made once (Snakemake, as `benchmarks/recipes.py` does): start a second
 size in the same workdir only once the first has begun training (two Snakemake runs in one folder
 at once fail on its lock), or give it its own `--workdir`. Threads: 1 by
 default, so the run takes one core and its steps do not depend on the thread count; the step
-counts still come from the calibration at all the CPUs.
+counts still come from the calibration at all the CPUs, on an idle machine. A recipe added to a
+published plan when no idle machine is at hand: `--against RECIPE` times it beside a planned
+recipe, in turns, and scales that recipe's steps by the ratio of their step rates.
 """
 
 # ruff: noqa: E402 (tqdm reads TQDM_DISABLE when imported: set before the pipeline's imports)
@@ -42,6 +44,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import argparse
 import json
 import shutil
+import statistics
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -105,15 +108,34 @@ def train_to(*, shards: Path, out: Path, settings: TrainSettings, threads: int):
                  seed=0, threads=threads, evals_path=out / "evals.jsonl")  # fmt: skip
 
 
-def calibrate(*, shards: Path, workdir: Path, recipe: str, width: int) -> float:
-    """Steps per second of this recipe with all CPUs (10 steps after 3 of warm-up)."""
-    out = workdir / "calibration" / recipe
-    warm = settings(recipe, width, 3, 0)
-    train_to(shards=shards, out=out, settings=warm, threads=os.cpu_count() or 1)
+def calibrate(*, shards: Path, out: Path, recipe: str, width: int, threads: int, turn: int = 0):
+    """Steps per second of this recipe: 10 steps after 3 of warm-up, from step 13 * turn (a later
+    turn goes on from the checkpoint the earlier one left in `out`)."""
+    warm = settings(recipe, width, 13 * turn + 3, 0)
+    train_to(shards=shards, out=out, settings=warm, threads=threads)
     start = time.perf_counter()
-    timed = replace(warm, steps=13)
-    train_to(shards=shards, out=out, settings=timed, threads=os.cpu_count() or 1)
+    train_to(shards=shards, out=out, settings=replace(warm, steps=13 * (turn + 1)), threads=threads)
     return 10 / (time.perf_counter() - start)
+
+
+def steps_against(*, plan: Plan, shards: Path, workdir: Path, recipe: str, against: str,
+                  threads: int, turns: int = 5) -> int:  # fmt: skip
+    """`recipe`'s steps from its step rate relative to a planned recipe's: the two timed in turns,
+    one right after the other, and the median of the turns' ratios taken, so that a steady load
+    (another run beside) falls on both alike and a burst spoils one turn only. For a recipe added
+    to a plan when no idle machine is at hand; bursty load (a test suite beside) still moves it."""
+    ratios = []
+    for turn in range(turns):
+        rate = {}
+        for name in (against, recipe):
+            out = workdir / "calibration" / f"{recipe}-against-{against}" / name
+            rate[name] = calibrate(shards=shards, out=out, recipe=name, width=plan.width,
+                                   threads=threads, turn=turn)  # fmt: skip
+        ratios.append(rate[recipe] / rate[against])
+    ratio = statistics.median(ratios)
+    print(f"{recipe}: {ratio:.2f}x the step rate of {against} (turns: "
+          f"{', '.join(f'{r:.2f}' for r in ratios)})", flush=True)  # fmt: skip
+    return int(plan.steps[against] * ratio)
 
 
 def make_plan(args, shards: Path, workdir: Path) -> Plan:
@@ -130,9 +152,15 @@ def make_plan(args, shards: Path, workdir: Path) -> Plan:
         plan = Plan(args.size, args.width, args.hours, {}, args.milestones)
         missing = list(args.recipes)
     for recipe in missing:
-        rate = calibrate(shards=shards, workdir=workdir, recipe=recipe, width=plan.width)
-        plan.steps[recipe] = int(rate * plan.hours * 3600)
-        print(f"{recipe}: {rate:.2f} steps/s -> {plan.steps[recipe]} steps", flush=True)
+        if args.against:
+            plan.steps[recipe] = steps_against(plan=plan, shards=shards, workdir=workdir,
+                                               recipe=recipe, against=args.against,
+                                               threads=args.threads)  # fmt: skip
+        else:
+            out, cpus = workdir / "calibration" / recipe, os.cpu_count() or 1
+            rate = calibrate(shards=shards, out=out, recipe=recipe, width=plan.width, threads=cpus)
+            plan.steps[recipe] = int(rate * plan.hours * 3600)
+        print(f"{recipe}: {plan.steps[recipe]} steps", flush=True)
     path.write_text(json.dumps(plan.__dict__, indent=1))
     return plan
 
@@ -292,6 +320,7 @@ def main() -> None:
     parser.add_argument("--publish", type=Path, help="copy the results worth keeping here")
     parser.add_argument("--plan", type=Path, help="a published plan.json: the same steps again")
     parser.add_argument("--plan-only", action="store_true", help="calibrate, write the plan, stop")
+    parser.add_argument("--against", help="a planned recipe: time new recipes beside it")
     args = parser.parse_args()
     args.recipes = args.recipes.split(",")
     shards = build_shards(args.workdir, [args.size], None)[args.size]
