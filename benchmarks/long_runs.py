@@ -292,10 +292,23 @@ def milestone_pictures(workdir: Path, recipe: str, out: Path) -> None:
         half(grid).save(out / f"{recipe}_last.jpg", quality=85)
 
 
+def merge_plan(source: Path, dest: Path) -> None:
+    """`dest` gets the steps of every recipe in `source`, and keeps those of recipes that only it
+    has (a run of some recipes published beside others)."""
+    plan = Plan.read(source)
+    if dest.exists():
+        kept = Plan.read(dest)
+        if (kept.size, kept.width, kept.milestones) != (plan.size, plan.width, plan.milestones):
+            raise SystemExit(f"{dest}: a plan for {kept.size} px, width {kept.width}, "
+                             f"not {plan.size} px, width {plan.width}")  # fmt: skip
+        plan = replace(plan, steps={**kept.steps, **plan.steps})
+    dest.write_text(json.dumps(plan.__dict__, indent=1))
+
+
 def publish(workdir: Path, recipes: list[str], out: Path) -> None:
     """What is worth keeping of a long run, small enough to commit (see the module's doc)."""
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(workdir / "plan.json", out / "plan.json")
+    merge_plan(workdir / "plan.json", out / "plan.json")
     for recipe in recipes:
         if (workdir / f"{recipe}.curve.jsonl").exists():
             shutil.copyfile(workdir / f"{recipe}.curve.jsonl", out / f"{recipe}.curve.jsonl")
