@@ -94,16 +94,19 @@ def leaves(block: dict, path: tuple = ()):
             yield (*path, key)
 
 
+def resolved(config: dict) -> dict:
+    """The config as the workflow sees it: validated, the schema's defaults filled in."""
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(config)
+    validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
+    return config
+
+
 def test_the_config_sets_only_what_differs_from_the_schema():
     """config/config.yaml says "set here only what differs": a key whose removal leaves the
     resolved config unchanged repeats a default (and would hide a change of it)."""
     from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    def resolved(config: dict) -> dict:
-        config = copy.deepcopy(config)
-        validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
-        return config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     full = resolved(config)
@@ -131,8 +134,6 @@ RECIPE = (  # the train settings that make a recipe (not its length, size or boo
 def test_every_experiment_trains_a_recipe_the_learning_tests_train():
     """The learning tests train "the recipes the experiments ship": an experiment whose recipe
     is none of them (a changed default, a new experiment) must come with a learning test."""
-    from snakemake.utils import validate
-
     from pipeline.config import from_dict
     from tests.test_learning import RUN, SHIPPED
 
@@ -140,8 +141,7 @@ def test_every_experiment_trains_a_recipe_the_learning_tests_train():
         return {key: getattr(settings, key) for key in RECIPE}
 
     tested = {name: recipe(dataclasses.replace(RUN, **extra)) for name, extra in SHIPPED.items()}
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate(config, str(REPO / "config" / "schema.yaml"), set_default=True)
+    config = resolved(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     for name, experiment in config["experiments"].items():
         shipped = recipe(from_dict(TrainSettings, experiment["train"]))
         assert shipped in tested.values(), f"{name} trains an untested recipe: {shipped}"

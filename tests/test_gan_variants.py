@@ -103,10 +103,11 @@ def test_lattice_sees_a_tiled_motif_and_not_photos_or_noise():
 @pytest.mark.parametrize("size", [16, 32, 128, 256])
 def test_resize_upsampling_reaches_every_size_in_range(size):
     cfg = ModelConfig(image_size=size, nz=8, ngf=2, ndf=2, upsample="resize")
-    images = Generator(cfg)(torch.randn(2, 8))
+    generator = Generator(cfg)
+    images = generator(torch.randn(2, 8))
     assert images.shape == (2, 3, size, size)
     assert images.abs().max() <= 1
-    upsamplers = [m for m in Generator(cfg).modules() if isinstance(m, torch.nn.Upsample)]
+    upsamplers = [m for m in generator.modules() if isinstance(m, torch.nn.Upsample)]
     assert len(upsamplers) == cfg.n_up  # every doubling after the 4x4 map resizes
 
 

@@ -99,8 +99,8 @@ def lattice(images: torch.Tensor, period: int = 16) -> float:
     pixels (and so every divisor of it): the spread of their mean `period` x `period` tile against
     the images' own spread. Transposed convolutions draw such a lattice (the checkerboard of
     Odena et al. 2016, and at 128 px a motif every 16 pixels); in photos it averages away
-    (0.03-0.05 over 64 crops: compare like numbers of images). Each image's mean is removed and an eighth of
-    each side left out (padding draws patterns of its own)."""
+    (0.03-0.05 over 64 crops: compare like numbers of images). Each image's mean is removed and
+    an eighth of each side left out (padding draws patterns of its own)."""
     border = images.shape[-1] // 8
     x = images[:, :, border:-border, border:-border].float()
     side = x.shape[-1] // period * period
