@@ -4,7 +4,7 @@ Each break is a small edit of the source, applied to a copy of the repository (n
 one); the trainer's tests then run on the copy and the table lists, per break, how many tests
 failed and which. A break that no test catches is printed as MISSED and the script exits 1.
 
-    .venv/bin/python benchmarks/breaks.py                 # the quick tests (about 5 minutes)
+    .venv/bin/python benchmarks/breaks.py                 # the quick tests (about 12 minutes)
     .venv/bin/python benchmarks/breaks.py --only ema_never_updated --learning
     .venv/bin/python benchmarks/breaks.py --only no_final_tanh --learning-only -k "bce and not diff"
 """
@@ -27,6 +27,7 @@ QUICK_TESTS = [
     "tests/test_gan.py",
     "tests/test_gan_stabilisers.py",
     "tests/test_gan_variants.py",
+    "tests/test_shards.py",  # the batch sampler
 ]
 LEARNING_TESTS = ["tests/test_learning.py"]
 
@@ -140,6 +141,113 @@ BREAKS = [
         "loss_g = g_loss(settings.loss, self.critic(fake, labels))",
         "loss_g = -g_loss(settings.loss, self.critic(fake, labels))",
         "G's loss with its sign flipped",
+    ),
+    # Round 2: breaks thought of after the first table was green, none of them in the issue
+    Break(
+        "lr_swapped",
+        TRAINER,
+        "self.G.parameters(), lr=settings.lr_g,|self.D.parameters(), lr=settings.lr_d,",
+        "self.G.parameters(), lr=settings.lr_d,|self.D.parameters(), lr=settings.lr_g,",
+        "G trained at D's learning rate and D at G's (TTUR reversed)",
+    ),
+    Break(
+        "adam_betas_ignored",
+        TRAINER,
+        "lr=settings.lr_g, betas=(settings.beta1, settings.beta2)|"
+        "lr=settings.lr_d, betas=(settings.beta1, settings.beta2)",
+        "lr=settings.lr_g|lr=settings.lr_d",
+        "Adam at torch's default betas (0.9, 0.999), not the configured ones",
+    ),
+    Break(
+        "ema_decay_inverted",
+        "pipeline/gan/ema.py",
+        "shadow.lerp_(weight.detach(), 1.0 - self.decay)",
+        "shadow.lerp_(weight.detach(), self.decay)",
+        "EMA weighted the wrong way round (follows the weights, no averaging)",
+    ),
+    Break(
+        "ema_buffers_stale",
+        "pipeline/gan/ema.py",
+        "shadow.copy_(buffer)",
+        "pass",
+        "EMA generator keeps its initial batch-norm statistics",
+    ),
+    Break(
+        "flip_vertical",
+        "pipeline/gan/data.py",
+        "batch[flip].flip(3)",
+        "batch[flip].flip(2)",
+        "the flip augmentation turns crops upside down",
+    ),
+    Break(
+        "same_batch_always",
+        "pipeline/gan/data.py",
+        "index = torch.randint(len(self.images), (self.batch_size,), generator=self.generator)",
+        "index = torch.arange(self.batch_size) % len(self.images)",
+        "the sampler draws the same crops at every step",
+    ),
+    Break(
+        "n_critic_ignored",
+        TRAINER,
+        "for _ in range(settings.n_critic):",
+        "for _ in range(1):",
+        "one D step per G step whatever n_critic says",
+    ),
+    Break(
+        "r1_gamma_ignored",
+        TRAINER,
+        "settings.r1_gamma / 2 * r1_penalty(critic, real)",
+        "r1_penalty(critic, real)",
+        "R1 weighted 1 whatever r1_gamma says",
+    ),
+    Break(
+        "spectral_norm_ignored",
+        MODELS,
+        'sn = nn.utils.parametrizations.spectral_norm if cfg.d_norm == "spectral" else (lambda m: m)',
+        "sn = lambda m: m  # noqa: E731",
+        "d_norm spectral builds a D without spectral norm",
+    ),
+    Break(
+        "diffaugment_off",
+        TRAINER,
+        "images = diff_augment(images, self.settings.diffaugment)",
+        "pass",
+        "DiffAugment configured but never applied",
+    ),
+    Break(
+        "grid_scale",
+        "pipeline/gan/grids.py",
+        "add(1).mul(127.5)",
+        "mul(255)",
+        "samples turned to pixels as if in [0, 1] (the bottom half of the range is black)",
+    ),
+    Break(
+        "resume_without_ema",
+        TRAINER,
+        'self.ema.model.load_state_dict(state["generator_ema"])',
+        "pass",
+        "a resumed run starts its EMA from the initial generator",
+    ),
+    Break(
+        "model_keeps_raw_g",
+        "pipeline/gan/checkpoint.py",
+        'model["generator"] = trainer.sampling_generator.state_dict()',
+        'model["generator"] = state["generator"]',
+        "the model file evaluation reads holds G's raw weights, not the EMA's",
+    ),
+    Break(
+        "evaluation_in_train_mode",
+        MODELS,
+        "return generator.eval(), state",
+        "return generator, state",
+        "evaluation samples with batch statistics (G loaded in training mode)",
+    ),
+    Break(
+        "samples_ignore_seed",
+        "pipeline/gan/sampling.py",
+        "z = torch.randn(count, generator.cfg.nz, generator=rng)",
+        "z = torch.randn(count, generator.cfg.nz)",
+        "samples drawn from the global random state, not their seed",
     ),
 ]
 

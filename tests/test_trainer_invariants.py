@@ -4,9 +4,10 @@ A GAN trainer can be subtly wrong and still produce plausible pictures: reals an
 D on different scales, an augmentation applied to one side only, a generator that leaves
 [-1, 1], gradients mixed between the two players, an EMA that never moves, BatchNorm left in
 eval mode, sample-grid latents from another distribution than training latents, R1 on fakes,
-smoothing on the fake targets, a class label G ignores. Each test here watches the real step
-(spies on D, G, the sampler, the optimisers) and compares with what the step must be, recomputed
-independently. `benchmarks/breaks.py` applies such breaks to the code and shows which test fails.
+smoothing on the fake targets, a class label G ignores, learning rates or betas that do not
+reach the optimiser they are for, fewer D steps than `n_critic`. Each test here watches the real
+step (spies on D, G, the sampler, the optimisers) and compares with what the step must be,
+recomputed independently. `benchmarks/breaks.py` applies such breaks to the code and shows which test fails.
 """
 
 from __future__ import annotations
@@ -210,6 +211,18 @@ def reference_grads(model: torch.nn.Module, loss: torch.Tensor) -> list[torch.Te
     return list(torch.autograd.grad(loss, list(model.parameters())))
 
 
+def test_d_steps_n_critic_times_per_g_step_each_on_a_new_batch():
+    trainer = make(replace(BASE, n_critic=3))
+    d_steps = grads_at_step(trainer.opt_d, trainer.D)
+    g_steps = grads_at_step(trainer.opt_g, trainer.G)
+    spy = spy_on(trainer)
+    trainer.train_step()
+    assert (len(d_steps), len(g_steps)) == (3, 1)
+    assert len(spy.reals) == 3
+    assert not torch.equal(spy.reals[0], spy.reals[1])
+    assert not torch.equal(spy.reals[1], spy.reals[2])
+
+
 @pytest.mark.parametrize(
     "settings",
     [
@@ -282,6 +295,50 @@ def test_label_smoothing_lowers_the_real_targets_only():
     )
 
 
+# --- the optimisers ----------------------------------------------------------------------------
+
+
+def adam_moves(grads: list[list[torch.Tensor]], lr: float, betas: tuple[float, float]) -> list:
+    """The move Adam makes at each step from these gradients, written out (Kingma & Ba 2015,
+    Algorithm 1, eps 1e-8): torch.optim.Adam is not used to check itself."""
+    b1, b2 = betas
+    m = [torch.zeros_like(g) for g in grads[0]]
+    v = [torch.zeros_like(g) for g in grads[0]]
+    moves = []
+    for t, step_grads in enumerate(grads, start=1):
+        m = [b1 * mi + (1 - b1) * g for mi, g in zip(m, step_grads, strict=True)]
+        v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, step_grads, strict=True)]
+        moves.append(
+            [
+                -lr * (mi / (1 - b1**t)) / ((vi / (1 - b2**t)).sqrt() + 1e-8)
+                for mi, vi in zip(m, v, strict=True)
+            ]
+        )
+    return moves
+
+
+@pytest.mark.parametrize("player", ["G", "D"])
+def test_each_player_steps_at_its_own_learning_rate_and_betas(player):
+    """Three steps of each optimiser, against Adam written out with the configured learning rate
+    and betas of that player (TTUR: G's and D's rates differ; betas not torch's defaults)."""
+    settings = replace(BASE, lr_g=1e-4, lr_d=4e-4, beta1=0.3, beta2=0.95)
+    trainer = make(settings)
+    model, optimizer, lr = {
+        "G": (trainer.G, trainer.opt_g, settings.lr_g),
+        "D": (trainer.D, trainer.opt_d, settings.lr_d),
+    }[player]
+    grads = grads_at_step(optimizer, model)
+    seen = [params(model)]
+    after_each_step(optimizer, lambda: seen.append(params(model)))
+    for _ in range(3):
+        trainer.train_step()
+    want = adam_moves(grads, lr, (settings.beta1, settings.beta2))
+    assert len(seen) == len(want) + 1 == 4
+    for k, moves in enumerate(want):
+        for before, after, move in zip(seen[k], seen[k + 1], moves, strict=True):
+            torch.testing.assert_close(after - before, move, rtol=1e-3, atol=1e-7)
+
+
 # --- EMA, modes, latents, labels --------------------------------------------------------------
 
 
@@ -294,6 +351,10 @@ def test_the_ema_follows_g_after_every_step_and_gives_the_samples():
     for got, want in zip(params(trainer.ema.model), shadow, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
     assert not same(params(trainer.ema.model), params(trainer.G))
+    # batch-norm statistics are copied, not averaged: the eval-mode samples need G's own
+    for got, want in zip(trainer.ema.model.buffers(), trainer.G.buffers(), strict=True):
+        assert torch.equal(got, want)
+    assert trainer.G.main[1].running_mean.abs().sum() > 0  # moved from their initial zeros
     ema = copy.deepcopy(trainer.ema.model).eval()
     with torch.no_grad():
         want = ((ema(trainer.fixed_z) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
