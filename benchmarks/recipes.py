@@ -16,7 +16,8 @@ recipe's final sample grid (EMA generator where the recipe has one) under --work
         [--workdir DIR] [--train-crops N] [--quick]
 
 Default: the recipes plain, hinge-sn, plain+da and stable at 64 and 128 px, 180 s each (about 30
-minutes on 2 cores); --recipes names others (r1+da, stable+mbstd, stable+k5, plain+da+resize).
+minutes on 2 cores); --recipes names others (r1+da, stable+mbstd, stable+k5, plain+da+resize,
+stable+resize).
 --quick: 64 px, plain and stable, 60 s each, fewer proxy images (about 4 minutes). Networks are narrower than
 the schema's (ngf = ndf = 16, not 64) so that 2 CPU cores get a few thousand steps at 64 px and
 about a thousand at 128: on a CPU this compares how recipes start, not where they end.
@@ -74,6 +75,7 @@ RECIPES = {
     "plain+da": {"diffaugment": ["color", "translation", "cutout"]},
     "plain+da+resize": {"diffaugment": ["color", "translation", "cutout"], "upsample": "resize"},
     "stable": STABLE,  # hinge + spectral norm + DiffAugment + EMA + TTUR
+    "stable+resize": {**STABLE, "upsample": "resize"},
     "stable+mbstd": {**STABLE, "minibatch_std": True},
     "stable+k5": {**STABLE, "kernel": 5},
     "r1+da": {**STABLE, "loss": "bce", "d_norm": "none", "r1_gamma": 1.0},
