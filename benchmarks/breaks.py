@@ -236,7 +236,7 @@ BREAKS = [
         "the model file evaluation reads holds G's raw weights, not the EMA's",
     ),
     Break(
-        "evaluation_in_train_mode",
+        "eval_in_train_mode",
         MODELS,
         "return generator.eval(), state",
         "return generator, state",
