@@ -7,7 +7,8 @@ eval mode, sample-grid latents from another distribution than training latents, 
 smoothing on the fake targets, a class label G ignores, learning rates or betas that do not
 reach the optimiser they are for, fewer D steps than `n_critic`. Each test here watches the real
 step (spies on D, G, the sampler, the optimisers) and compares with what the step must be,
-recomputed independently. `benchmarks/breaks.py` applies such breaks to the code and shows which test fails.
+recomputed independently. `benchmarks/breaks.py` applies such breaks to the code and shows which
+test fails.
 """
 
 from __future__ import annotations
