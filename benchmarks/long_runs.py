@@ -10,11 +10,10 @@ The recipes advance in turns, one milestone each (`--milestones`, default 8), so
 interrupted run has every recipe at comparable steps; a rerun goes on from each recipe's
 checkpoint (the trainer resumes: `pipeline.gan.checkpoint`) and skips milestones already measured.
 At each milestone: SWD, colour and layout against held-out crops (the training probe), precision
-and recall (512 samples, pixel features), sample diversity against real diversity, the
-lattice of 64 samples and of 64 held-out crops (`pipeline.gan.monitor.lattice`: the pattern
-tied to pixel positions that transposed convolutions draw), and how often D was right on reals and on fakes
-since the last milestone; a grid of 64 samples
-(`grids/{recipe}_{step}.png`). After each turn: `curves.png` (each measure against steps, every
+and recall (512 samples, pixel features), sample diversity against real diversity, the lattice
+of 64 samples and of 64 held-out crops (`pipeline.gan.monitor.lattice`: the pattern tied to pixel
+positions that transposed convolutions draw), and how often D was right on reals and on fakes
+since the last milestone; a grid of 64 samples (`grids/{recipe}_{step}.png`). After each turn: `curves.png` (each measure against steps, every
 recipe) and `table.md`; with `--publish DIR`, also a copy small enough to commit: the table, the
 curves, the plan, each recipe's curve and `{recipe}_milestones.jpg` (the first row of each
 milestone's grid, one row per milestone, top to bottom) and `{recipe}_last.jpg` (the latest
@@ -254,14 +253,14 @@ def table(workdir: Path, plan: Plan, recipes: list[str]) -> str:
         if not curve:
             continue
         last = curve[-1]
-        board = (  # measured since this column was added
+        pattern = (  # measured since this column was added
             f"{last['lattice']:.2f} ({last['lattice_real']:.2f})" if "lattice" in last else "-"
         )
         lines.append(
             f"| {recipe} | {last['step']} ({plan.steps[recipe]}) | {last['swd']:.1f} / "
             f"{min(r['swd'] for r in curve):.1f} ({last['swd_floor']:.1f}) | {last['colour']:.1f} "
             f"| {last['layout']:.1f} | {last['precision']:.2f} | {last['recall']:.2f} "
-            f"| {last['diversity']:.2f} | {board} "
+            f"| {last['diversity']:.2f} | {pattern} "
             f"| {last['d_right_real']:.2f} / {last['d_right_fake']:.2f} |"
         )
     return "\n".join(lines)

@@ -56,12 +56,12 @@ def main() -> None:
             for kind in KINDS:
                 times[kind].append(step_seconds(*nets[kind]))
         with torch.no_grad():
-            board = {
+            pattern = {
                 kind: lattice(g(torch.randn(64, g.cfg.nz))) for kind, (g, _, _) in nets.items()
             }
         t, r = min(times["transposed"]), min(times["resize"])
         print(f"| {size} | {t:.3f} | {r:.3f} | {r / t:.2f} | "
-              f"{board['transposed']:.3f} / {board['resize']:.3f} |", flush=True)  # fmt: skip
+              f"{pattern['transposed']:.3f} / {pattern['resize']:.3f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

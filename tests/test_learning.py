@@ -10,14 +10,14 @@ normalisation cannot see (pipeline/metrics/colour.py).
 
 The recipes the experiments ship are tested as shipped, named in full: the DCGAN recipe of the
 demo and `celeba64` (`bce`), and the stable recipe of `giraffe128` and `ffhq128` with the
-resizing generator (`stable+resize`: hinge, spectral norm, DiffAugment, EMA, TTUR, nearest-neighbour
-resize and a 3x3 convolution in place of each transposed convolution; 3000 steps, as hinge learns
-slower);
-`tests/test_defaults.py` checks that every experiment of config/config.yaml trains one of them.
+resizing generator (`stable+resize`: hinge, spectral norm, DiffAugment, EMA, TTUR, and
+nearest-neighbour resize and a 3x3 convolution in place of each transposed convolution; 3000
+steps, as hinge learns slower); `tests/test_defaults.py` checks that every experiment of
+config/config.yaml trains one of them.
 Where a run ends is the mean of its last three measurements (steps 1500, 1750, 2000 for `bce`:
 one measurement swings by 10-25% from the next, their mean by 3-5% between seeds).
 It must be within `TOLERANCE` of where the correct trainer ends (PINNED: the worst of seeds 1, 2
-and 3, measured on this project's CI machine with 1 thread), on SWD, colour and layout, and its
+and 3, measured on this project's CI machine with 1 thread by benchmarks/learning_pins.py), on SWD, colour and layout, and its
 SWD must have fallen to half the untrained generator's. Training pins its own thread count (1),
 so the outcome does not depend on the machine's load or on threads set outside.
 `benchmarks/breaks.py` shows which tests fail on each of a list of broken trainers.
@@ -135,23 +135,35 @@ class Outcome:
         )
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("learning")
+def build_shards(workdir: Path) -> Path:
+    """The creatures at 32 px, cropped and sharded by the workflow in `workdir`."""
     write_config(workdir, DATA)
     snakemake(workdir, "--cores", "2", "results/learn32/shards")
     return workdir / "results/learn32/shards"
 
 
-@pytest.fixture(scope="module")
-def floor(shards) -> float:
+def real_floor(shards: Path) -> float:
     """The real-vs-real SWD the failure messages quote (held-out against training crops)."""
     holdout, train_crops = load_split(shards, "holdout"), load_split(shards, "train")
     return sliced_wasserstein(*real_sets(holdout, train_crops, RUN.eval_images, 1))["swd_mean"]
 
 
-def train_and_measure(shards: Path, out: Path, settings: TrainSettings, floor: float) -> Outcome:
-    train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=settings, seed=1,
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return build_shards(tmp_path_factory.mktemp("learning"))
+
+
+@pytest.fixture(scope="module")
+def floor(shards) -> float:
+    return real_floor(shards)
+
+
+def train_and_measure(
+    shards: Path, out: Path, settings: TrainSettings, floor: float, seed: int = 1
+) -> Outcome:
+    """Train with 1 thread and measure where the run ends (seed 1 in the tests; the pins are the
+    worst of seeds 1-3: benchmarks/learning_pins.py)."""
+    train(shards, model_path=out / "model.pt", stats_path=out / "stats.jsonl", work_dir=out / "ckpt", settings=settings, seed=seed,
           threads=1, evals_path=out / "evals.jsonl")  # fmt: skip
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
     assert evals[0]["step"] == 0  # the untrained generator
